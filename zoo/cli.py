@@ -1,0 +1,392 @@
+"""The `zoo` command: parse, call one core function, render. Errors are one line on stderr.
+
+Heavy modules are imported inside the commands that use them, so `zoo --help` and
+`zoo status` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from zoo import __version__
+from zoo.errors import ExitStatus, UsageError, ZooError
+from zoo.home import Home, find_home
+
+app = typer.Typer(
+    name="zoo",
+    help="Run a team of AI agents from the terminal, with plain files for state.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="The zoo home (else $ZOO_HOME, else the nearest zoo.yaml upward)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+class _State:
+    home: Path | None = None
+    debug: bool = False
+
+
+_state = _State()
+
+
+def _home(home: Path | None) -> Home:
+    return find_home(home if home is not None else _state.home)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    home: HomeOption = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (also ZOO_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    _state.home = home
+    _state.debug = debug or _state.debug
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the zoo home.")] = Path("."),
+) -> None:
+    """Scaffold a new zoo home (a small working roster) and a git repository."""
+    from zoo import render, scaffold
+
+    created = scaffold.init(directory)
+    render.line(f"created a zoo home in {created.root}")
+    for note in created.notes:
+        render.line(f"  {note}")
+    render.line('next: zoo dispatch "Write a short post about our launch" && zoo run --once')
+
+
+@app.command()
+def check(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Validate zoo.yaml, playbooks, handoffs and schedules."""
+    from zoo import render
+    from zoo.check import check as run_check
+
+    report = run_check(_home(home))
+    if json_out:
+        render.as_json({"ok": report.ok, "errors": report.errors, "warnings": report.warnings,
+                        "created": report.created})  # fmt: skip
+    else:
+        for problem in report.errors:
+            render.error(problem)
+        for warning in report.warnings:
+            render.line(f"warning: {warning}")
+        for folder in report.created:
+            render.line(f"created {folder}/")
+        if report.ok and report.roster is not None:
+            r = report.roster
+            render.line(f"zoo.yaml is valid: {len(r.agents)} agents, {len(r.schedules)} schedules")
+    if not report.ok:
+        raise typer.Exit(ExitStatus.ERROR)
+
+
+def _brief(text: str | None, file: Path | None) -> str:
+    if (text is None) == (file is None):
+        raise UsageError("give the brief as TEXT or with --file F (one of the two)")
+    if file is None:
+        return str(text)
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read --file {file}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read --file {file}: not UTF-8 text") from None
+
+
+@app.command()
+def dispatch(
+    text: Annotated[str | None, typer.Argument(help="The brief.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the brief from a file ('-': stdin).")
+    ] = None,  # noqa: E501
+    to: Annotated[
+        str | None, typer.Option("--to", help="Send it to this agent, skipping routing.")
+    ] = None,  # noqa: E501
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a brief into the inbox and route it now."""
+    from zoo import render
+    from zoo.core import Zoo
+    from zoo.router import dispatch as do_dispatch
+
+    brief = _brief(text, file)
+    zoo = Zoo.open(_home(home))
+    source = "cli" if file is None else "file"
+    task, route = do_dispatch(zoo, brief, source=source, to=to)
+    doc = {"id": task.id, "agent": route.agent, "workspace": task.meta["workspace"],
+           "path": str(task.path), "route": route.as_meta()}  # fmt: skip
+    if json_out:
+        render.as_json(doc)
+    else:
+        where = route.agent or "escalations (needs a person)"
+        render.line(f"{task.id} -> {where} · {route.by}: {route.reason}")
+        render.line(f"  {zoo.home.relative(task.path)}")
+
+
+@app.command()
+def plan(
+    text: Annotated[str, typer.Argument(help="The brief.")],
+    to: Annotated[str | None, typer.Option("--to", help="Plan for this agent.")] = None,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show who would get a brief and its handoff chain, without creating it."""
+    from zoo import render
+    from zoo.core import Zoo
+    from zoo.router import plan as do_plan
+
+    result = do_plan(Zoo.open(_home(home)), text, to)
+    if json_out:
+        render.as_json({"agent": result.route.agent, "route": result.route.as_meta(),
+                        "chain": result.chain})  # fmt: skip
+        return
+    if result.route.agent is None:
+        render.line(f"escalations (needs a person) · {result.route.reason}")
+    else:
+        render.line(f"{result.route.agent} · {result.route.by}: {result.route.reason}")
+        render.line("chain: " + " -> ".join([*result.chain, "done"]))
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Do the work due now, then exit (cron).")
+    ] = False,  # noqa: E501
+    interval: Annotated[float, typer.Option(help="Seconds between looks for new work.")] = 1.0,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run the agents: route briefs, work tasks, hand off, until stopped (or once)."""
+    from zoo import render
+    from zoo.core import Zoo
+    from zoo.runner import RunnerBusy, run_once, runner_lock
+
+    zoo_home = _home(home)
+    try:
+        with runner_lock(zoo_home):
+            zoo = Zoo.open(zoo_home)
+            if not once:
+                _announce_models(zoo)
+                _run_forever(zoo, interval)
+                return
+            report = run_once(zoo)
+    except RunnerBusy as e:
+        render.error(f"another runner ({e}) holds {zoo_home.root}; nothing to do")
+        return
+    if json_out:
+        render.as_json({"ok": report.ok, "steps": report.steps, "routed": report.routed,
+                        "handoffs": report.handoffs, "done": report.done,
+                        "escalated": report.escalated, "failed": report.failed,
+                        "seconds": round(report.seconds, 3)})  # fmt: skip
+    else:
+        for text in report.lines:
+            render.line(text)
+        render.line(
+            f"{report.steps} steps, {report.routed} routed, {report.done} done, "
+            f"{report.escalated} escalated in {report.seconds:.2f}s"
+        )
+        for failure in report.failed:
+            render.error(failure)
+    if not report.ok:
+        raise typer.Exit(ExitStatus.ERROR)
+
+
+def _announce_models(zoo: object) -> None:
+    from zoo import render
+    from zoo.core import Zoo
+
+    assert isinstance(zoo, Zoo)
+    for tier in sorted({zoo.roster.tier_name(a) for a in zoo.roster.agents}):
+        resolved = zoo.models.resolved(tier)
+        render.line(f"tier {tier}: {resolved.provider} ({resolved.why})")
+
+
+def _run_forever(zoo: object, interval: float) -> None:
+    """Poll for due work until Ctrl-C. The file watcher replaces polling in a later version."""
+    import time
+
+    from zoo import render
+    from zoo.core import Zoo
+    from zoo.runner import run_once
+
+    assert isinstance(zoo, Zoo)
+    render.line(
+        f"zoo runner on {zoo.home.root}: looking for work every {interval:g}s (Ctrl-C stops)"
+    )
+    while True:
+        report = run_once(zoo)
+        for text in report.lines:
+            render.line(text)
+        for failure in report.failed:
+            render.error(failure)
+        time.sleep(interval)
+
+
+@app.command()
+def status(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Agents, queues, work in progress, what needs a person, schedules, spend."""
+    from zoo import render, reports
+
+    doc = reports.status(_home(home))
+    if json_out:
+        render.as_json(doc)
+    else:
+        render.status(doc)
+
+
+@app.command()
+def show(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="A task id, e.g. T-0042.")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """One task: its front matter, its body and its history."""
+    from zoo import render, reports
+
+    doc = reports.show(_home(home), task_id)
+    if json_out:
+        render.as_json(doc)
+    else:
+        render.show(doc)
+
+
+@app.command()
+def log(
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's events.")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's events.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only newer events: an ISO time, or 30m, 2h, 1d.")
+    ] = None,  # noqa: E501
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,  # noqa: E501
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the hash chain; name the first bad line.")
+    ] = False,  # noqa: E501
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The event journal, filtered; --verify checks that nobody edited it."""
+    from zoo import render
+    from zoo.logview import check_chain, events
+
+    zoo_home = _home(home)
+    if verify:
+        count, bad = check_chain(zoo_home)
+        if json_out:
+            render.as_json({"ok": bad is None, "lines": count,
+                            "bad_line": bad.line if bad else None,
+                            "problem": bad.problem if bad else None})  # fmt: skip
+        elif bad is None:
+            render.line(f"journal ok: {count} events, hash chain intact")
+        if bad is not None:
+            if not json_out:
+                render.error(
+                    f"{zoo_home.relative(zoo_home.journal_path)}:{bad.line}: {bad.problem}"
+                )
+            raise typer.Exit(ExitStatus.ERROR)
+        return
+    found = events(zoo_home, task=task, agent=agent, since=since, follow=follow)
+    if json_out and not follow:
+        render.as_json(list(found))
+        return
+    for event in found:
+        if json_out:
+            import json
+
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+        else:
+            render.event_line(event)
+
+
+@app.command()
+def memory(
+    query: Annotated[str | None, typer.Argument(help="Only entries with all these words.")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="This agent's own memory instead.")
+    ] = None,  # noqa: E501
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Show at most this many (newest).")
+    ] = 20,  # noqa: E501
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show or search MEMORY.md (or an agent's own memory)."""
+    from zoo import render
+    from zoo.memory import Memory, search
+
+    zoo_home = _home(home)
+    path = zoo_home.agent_memory(agent) if agent else zoo_home.memory_path
+    entries = Memory(zoo_home).entries(path)
+    if query:
+        entries = search(entries, query)
+    entries = entries[-limit:] if limit > 0 else entries
+    if json_out:
+        render.as_json([e.__dict__ for e in entries])
+        return
+    if not entries:
+        render.line(
+            f"no entries in {zoo_home.relative(path)}" + (f" matching {query!r}" if query else "")
+        )
+    for e in entries:
+        render.line(f"{e.time} · {e.agent} · {e.task}")
+        render.line(f"  {e.text}")
+
+
+def main() -> None:
+    """Entry point: run the app, turn expected errors into one line and an exit code."""
+    _state.debug = os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    sys.exit(_invoke(sys.argv[1:]))
+
+
+def _invoke(args: list[str]) -> int:
+    debug = _state.debug or "--debug" in args
+    try:
+        result = app(args=args, prog_name="zoo", standalone_mode=False)
+        return int(result) if isinstance(result, int) else ExitStatus.OK
+    except ZooError as e:
+        if debug:
+            raise
+        sys.stderr.write(f"zoo: {e}\n")
+        return e.exit_status
+    except click.UsageError as e:
+        command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
+        sys.stderr.write(f"zoo: {e.format_message()} (see 'zoo{command} --help')\n")
+        return ExitStatus.USAGE
+    except (click.Abort, KeyboardInterrupt):
+        sys.stderr.write("zoo: interrupted\n")
+        return ExitStatus.INTERRUPTED
+    except OSError as e:
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        sys.stderr.write(f"zoo: {where}{e.strerror or e}\n")
+        return ExitStatus.ERROR

@@ -1,0 +1,87 @@
+"""`Zoo`: one open home (roster, journal, memory, models) and the moves a task makes.
+
+Every change of a task's hands goes through `assign`, `escalate` or `finish` here, so
+that the file move, the front matter and the journal event always agree. `before` are
+events of the same step, written with the move's own event in one durable append.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from zoo import tasks
+from zoo.home import DONE, ESCALATIONS, Home
+from zoo.journal import Journal
+from zoo.memory import Memory
+from zoo.models.base import Model, Usage
+from zoo.models.registry import Models
+from zoo.roster import Roster, load_roster
+from zoo.spend import Ledger, cost
+from zoo.tasks import Task
+
+Event = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class Zoo:
+    home: Home
+    roster: Roster
+    journal: Journal
+    memory: Memory
+    models: Models
+    ledger: Ledger
+
+    @classmethod
+    def open(
+        cls, home: Home, *, env: Mapping[str, str] | None = None, model: Model | None = None
+    ) -> Zoo:
+        """Load and validate the roster; `model` answers for every tier (tests)."""
+        roster = load_roster(home)
+        models = Models(roster, env, model)
+        return cls(home, roster, Journal(home), Memory(home), models, Ledger(home))
+
+    def spent(self, agent: str, tier: str, usage: Usage) -> float:
+        """Account one reply's usage to `agent`; returns its cost in USD."""
+        usd = cost(self.roster.tier(tier), self.models.resolved(tier).provider, usage)
+        self.ledger.add(agent, usage, usd)
+        return usd
+
+    def assign(
+        self,
+        task: Task,
+        agent: str,
+        *,
+        event: str,
+        extra: Mapping[str, Any] | None = None,
+        before: Sequence[Event] = (),
+    ) -> None:
+        """Queue `task` for `agent`, moving it into the agent's workspace."""
+        workspace = self.roster.workspace_of(agent)
+        task.meta.update(status="queued", agent=agent, workspace=workspace)
+        task.meta.pop("escalation", None)
+        tasks.save(task, self.home.workspace(workspace))
+        fields = {"task": task.id, "agent": agent, "workspace": workspace, **(extra or {})}
+        self.journal.write_many([*before, (event, fields)])
+
+    def escalate(
+        self,
+        task: Task,
+        reason: str,
+        *,
+        by: str,
+        failed: bool = False,
+        before: Sequence[Event] = (),
+    ) -> None:
+        """Send `task` to escalations/ with the reason a person must act."""
+        task.meta.update(status="escalated", workspace=ESCALATIONS, escalation=reason)
+        tasks.save(task, self.home.workspace(ESCALATIONS))
+        fields = {"task": task.id, "agent": task.agent, "by": by, "reason": reason,
+                  "failed": failed or None}  # fmt: skip
+        self.journal.write_many([*before, ("task.escalated", fields)])
+
+    def finish(self, task: Task, *, before: Sequence[Event] = ()) -> None:
+        task.meta.update(status="done", workspace=DONE)
+        tasks.save(task, self.home.workspace(DONE))
+        self.journal.write_many([*before, ("task.done", {"task": task.id, "agent": task.agent})])

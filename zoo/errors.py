@@ -1,0 +1,91 @@
+"""Zoo's errors, named for who is at fault.
+
+Every error a person can cause carries one line that says what is wrong and where
+(file, line, key) and how to fix it; the CLI prints that line and exits with the
+error's `exit_status`, never a traceback unless `--debug`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, as cron and scripts read them."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class ZooError(Exception):
+    """Base of every error Zoo raises on purpose."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+
+class UserError(ZooError):
+    """The person's input is wrong: a file, an argument, a missing home."""
+
+
+class UsageError(UserError):
+    """The command line itself is wrong."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class HomeNotFound(UserError):
+    """No zoo home could be found."""
+
+
+class NotFound(UserError):
+    """A task, agent or approval named on the command line does not exist."""
+
+
+class FileError(UserError):
+    """A file a person edits (zoo.yaml, a task file) is broken.
+
+    The message reads `path:line: key: problem`, like a compiler's.
+    """
+
+    def __init__(self, path: Path | str, line: int | None, key: str | None, problem: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = str(path) if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+class ConfigError(FileError):
+    """zoo.yaml (or a playbook it names) is wrong."""
+
+
+class TaskFileError(FileError):
+    """A task file cannot be read; it is left as it is and reported."""
+
+
+class ModelError(ZooError):
+    """A model call failed: the provider's side (network, rate limit, server)."""
+
+
+class ModelBehaviorError(ModelError):
+    """The model answered, but with something Zoo cannot use."""
+
+
+class MaxTurnsExceeded(ModelBehaviorError):
+    """An agent turn used up `max_turns` model calls without finishing."""
+
+
+class ScriptError(AssertionError):
+    """A scripted test model was used other than its script says (a failing test)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for a near miss among `choices`, else ``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,1 @@
+"""Models: the interface and its implementations; providers are imported only when used."""

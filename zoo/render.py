@@ -1,0 +1,94 @@
+"""Showing results: rich tables for people, one JSON document for scripts. Decides nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def as_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def error(message: str) -> None:
+    """The one line a person reads when something is wrong."""
+    sys.stderr.write(f"zoo: {message}\n")
+
+
+def line(text: str) -> None:
+    out.print(escape(text))
+
+
+def status(doc: dict[str, Any]) -> None:
+    zoo = doc["zoo"]
+    counts = doc["tasks"]
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    out.print(f"[bold]{escape(zoo['name'])}[/] · {escape(zoo['home'])} · {summary or 'no tasks'}")
+    rows = [("agent", "role", "model", "workspace", "queued", "working")]
+    rows += [
+        (a["name"], a["role"], a["model"], a["workspace"] + "/", _n(a["queued"]), _n(a["working"]))
+        for a in doc["agents"]
+    ]
+    table(rows, right=(4, 5))
+    for w in doc["working"]:
+        line(f"working: {w['task']} · {w['agent']} since {w['since']}")
+    if doc["needs_person"]:
+        out.print("\n[bold]needs a person[/]")
+        for item in doc["needs_person"]:
+            line(f"  {item['id']}  {item['title']} · {item['reason']}")
+    for problem in doc["broken"]:
+        line(f"broken: {problem}")
+    if doc["schedules"]:
+        out.print("\n[bold]schedules[/]")
+        table([(s["name"], s["cron"], "-> " + s["agent"], f"next {s['next_run']}")
+               for s in doc["schedules"]], indent="  ")  # fmt: skip
+    spend = doc["spend"]
+    budget = f" of ${spend['budget_usd']:.2f}" if spend["budget_usd"] is not None else ""
+    line(
+        f"\nspend {spend['date']}: ${spend['usd']:.2f}{budget} · "
+        f"{spend['input_tokens']:,} tokens in, {spend['output_tokens']:,} out"
+    )
+
+
+def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = (), indent: str = "") -> None:
+    """Aligned columns, plain text (fast: `zoo status` must start quickly)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
+        out.file.write(indent + "  ".join(cells).rstrip() + "\n")
+
+
+def _n(value: int) -> str:
+    return str(value) if value else "·"
+
+
+def show(doc: dict[str, Any]) -> None:
+    meta = doc["front_matter"]
+    out.print(f"[bold]{meta.get('id')}[/] {escape(str(meta.get('title')))}  ({doc['path']})")
+    for key, value in meta.items():
+        if key not in ("id", "title"):
+            out.print(f"  {key}: {escape(str(value))}")
+    out.print()
+    out.print(escape(doc["body"].rstrip()))
+    if doc["events"]:
+        out.print("\n[bold]history[/]")
+        for event in doc["events"]:
+            event_line(event)
+
+
+_HIDDEN = {"ts", "event", "prev", "hash", "task"}
+
+
+def event_line(event: dict[str, Any]) -> None:
+    fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in _HIDDEN)
+    task = f" {event['task']}" if event.get("task") else ""
+    out.print(f"{event.get('ts', '')[:19]} {event.get('event', '?'):<15}{task} {escape(fields)}")

@@ -1,0 +1,172 @@
+"""What `zoo status` and `zoo show` report, as plain JSON-able documents.
+
+`status` reads only what is live (the active workspaces, escalations, leases, small
+state files) and counts done/ by listing it, so its cost stays flat as done/ grows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from zoo import tasks
+from zoo.errors import TaskFileError
+from zoo.fs import atomic_write
+from zoo.home import DONE, ESCALATIONS, INBOX, Home
+from zoo.journal import read_events
+from zoo.roster import load_roster
+from zoo.tasks import STATUSES, Task
+
+
+def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
+    roster = load_roster(home)
+    working = _leases(home)
+    counts = dict.fromkeys(STATUSES, 0)
+    queued: dict[str, int] = {}
+    broken: list[str] = []
+    for folder in tasks.active_folders(home):
+        paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
+        for path in paths:
+            task = _try_read(path, broken)
+            if task is None:
+                continue
+            state = "working" if task.meta.get("id") in working else task.status
+            counts[state] = counts.get(state, 0) + 1
+            if state == "queued":
+                agent = task.agent or roster.lead
+                queued[agent] = queued.get(agent, 0) + 1
+    needs_person = []
+    for path in tasks.task_files(home.workspace(ESCALATIONS)):
+        task = _try_read(path, broken)
+        if task is not None:
+            counts["escalated"] += 1
+            reason = str(task.meta.get("escalation") or "escalated")
+            needs_person.append({"kind": "escalation", "id": task.id, "title": task.title,
+                                 "reason": reason, "agent": task.agent})  # fmt: skip
+    counts["done"] += sum(1 for _ in tasks.task_files(home.workspace(DONE)))
+    busy: dict[str, int] = {}
+    for lease in working.values():
+        busy[lease["agent"]] = busy.get(lease["agent"], 0) + 1
+    agents = [
+        {"name": name, "role": a.role, "model": roster.tier_name(name),
+         "workspace": roster.workspace_of(name), "queued": queued.get(name, 0),
+         "working": busy.get(name, 0)}
+        for name, a in roster.agents.items()
+    ]  # fmt: skip
+    return {
+        "zoo": {"name": roster.name, "home": str(home.root)},
+        "agents": agents,
+        "tasks": counts,
+        "working": sorted(working.values(), key=lambda w: str(w.get("since"))),
+        "needs_person": needs_person,
+        "schedules": schedules(home, now),
+        "spend": spend_today(home, roster.budget.daily_usd, now),
+        "broken": broken,
+    }
+
+
+def _try_read(path: Any, broken: list[str]) -> Task | None:
+    try:
+        return tasks.read(path)
+    except TaskFileError as e:
+        broken.append(str(e))
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _leases(home: Home) -> dict[str, dict[str, Any]]:
+    folder = home.state / "leases"
+    leases: dict[str, dict[str, Any]] = {}
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return leases
+    for name in names:
+        try:
+            doc = json.loads((folder / name).read_bytes())
+            leases[str(doc["task"])] = doc
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return leases
+
+
+def schedules(home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
+    roster = load_roster(home)
+    now = now or datetime.now(UTC)
+    cache = _NextRuns(home)
+    out = []
+    for name, sched in roster.schedules.items():
+        next_run = cache.next_after(sched.cron, now)
+        out.append({"name": name, "cron": sched.cron, "agent": sched.agent, "next_run": next_run})
+    cache.save()
+    return out
+
+
+class _NextRuns:
+    """Next cron times, cached in `.zoo/next-runs.json` until they pass.
+
+    For any moment before a cached next time, the next time is that same one, so the
+    cache is exact; croniter is only imported when a cached time has passed.
+    """
+
+    def __init__(self, home: Home) -> None:
+        self.path = home.state / "next-runs.json"
+        try:
+            self.doc: dict[str, str] = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            self.doc = {}
+        self.changed = False
+
+    def next_after(self, cron: str, now: datetime) -> str | None:
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        cached = self.doc.get(cron)
+        if isinstance(cached, str) and cached > stamp:
+            return cached
+        from croniter import croniter
+
+        try:
+            nxt = croniter(cron, now).get_next(datetime).astimezone(UTC)
+        except (ValueError, KeyError):
+            return None
+        self.doc[cron] = nxt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.changed = True
+        return self.doc[cron]
+
+    def save(self) -> None:
+        if self.changed:
+            try:
+                self.path.parent.mkdir(exist_ok=True)
+                atomic_write(self.path, json.dumps(self.doc), durable=False)
+            except OSError:
+                pass
+
+
+def spend_today(home: Home, budget: float | None, now: datetime | None = None) -> dict[str, Any]:
+    day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+    try:
+        doc = json.loads((home.state / "spend.json").read_bytes())
+    except (OSError, ValueError):
+        doc = {}
+    today = doc.get(day, {}) if isinstance(doc, dict) else {}
+    return {
+        "date": day,
+        "input_tokens": int(today.get("input_tokens", 0)),
+        "output_tokens": int(today.get("output_tokens", 0)),
+        "usd": round(float(today.get("usd", 0.0)), 4),
+        "budget_usd": budget,
+        "by_agent": today.get("by_agent", {}),
+    }
+
+
+def show(home: Home, task_id: str) -> dict[str, Any]:
+    task = tasks.find(home, task_id)
+    events = [e for e in read_events(home.journal_path) if e.get("task") == task.id]
+    return {
+        "path": home.relative(task.path),
+        "front_matter": task.meta,
+        "body": task.body,
+        "events": events,
+    }

@@ -1,0 +1,245 @@
+"""The roster: zoo.yaml as frozen dataclasses, declared once, validated by pydantic.
+
+The dataclasses below are the one declaration of zoo.yaml's shape. pydantic validates
+them (`extra="forbid"` through `__pydantic_config__`, so a typo is an error, never a
+silently dropped permission) whenever zoo.yaml changes; the validated roster is then
+cached in `.zoo/roster.json` under the hash of zoo.yaml's bytes, so `zoo status` starts
+without importing pydantic. `rostercheck.py` does the validation and its messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from zoo import __version__
+from zoo.errors import ConfigError
+from zoo.fs import atomic_write
+from zoo.home import INBOX, Home
+
+Provider = Literal["anthropic", "openai", "offline", "auto"]
+TOOLS = ("read_file", "write_file", "list_files", "remember", "handoff", "escalate")
+"""Tools an agent may be given (DESIGN §2); `run` and approvals arrive with permissions."""
+OFFLINE_TIER = "offline"
+"""A tier every roster has, even when `models:` does not name it: the built-in offline model."""
+
+_FORBID = {"extra": "forbid"}
+
+
+@dataclass(frozen=True)
+class Price:
+    __pydantic_config__ = _FORBID
+    input_per_mtok: float = 0.0
+    """USD per million input tokens."""
+    output_per_mtok: float = 0.0
+    """USD per million output tokens."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A named model tier that agents refer to."""
+
+    __pydantic_config__ = _FORBID
+    provider: Provider
+    """anthropic | openai (any OpenAI-compatible server via base_url) | offline | auto."""
+    model: str = ""
+    """The provider's model name; the offline model ignores it."""
+    base_url: str | None = None
+    """An OpenAI-compatible server, e.g. a local Ollama."""
+    api_key_env: str | None = None
+    """The environment variable holding the key; keys are never written to files."""
+    fallback: str | None = None
+    """The tier to try when this one keeps failing; only where declared."""
+    price: Price = field(default_factory=Price)
+    """For cost accounting."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Shared limits of one provider, for the whole team."""
+
+    __pydantic_config__ = _FORBID
+    concurrency: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    __pydantic_config__ = _FORBID
+    daily_usd: float | None = None
+    """No model call is made that would take today's spend above this."""
+
+
+@dataclass(frozen=True)
+class Defaults:
+    __pydantic_config__ = _FORBID
+    model: str | None = None
+    """The tier of agents that name none; the built-in offline tier when unset."""
+    max_turns: int = 8
+    """Model calls one agent turn may make."""
+    timeout_s: float = 120
+    retries: int = 3
+    max_handoffs: int = 10
+    """A task handed off more often than this is escalated."""
+    min_confidence: float = 0.6
+    """The router escalates a brief when its model is less sure than this."""
+    concurrency: int = 4
+    """Tasks the runner works on at once, unless a provider's limit says less."""
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One specialist of the team; its playbook is agents/<name>.md."""
+
+    __pydantic_config__ = _FORBID
+    role: str
+    description: str = ""
+    model: str | None = None
+    """A tier name; `defaults.model` when unset."""
+    workspace: str | None = None
+    """Its workspace folder; its own name when unset (the lead works in inbox/)."""
+    routes: tuple[str, ...] = ()
+    """Words that route a brief here without a model call (whole words, any case)."""
+    handoff: tuple[str, ...] = ()
+    """Who gets the task next; empty means the task is done after this agent."""
+    tools: tuple[str, ...] = ()
+    """The tools it may call; none unless listed."""
+    can_read: tuple[str, ...] = ()
+    """Other workspaces it may read; its own is always readable."""
+    can_write: tuple[str, ...] = ()
+    """Workspaces it may write; its own only when unset."""
+    max_turns: int | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    __pydantic_config__ = _FORBID
+    cron: str
+    """A five-field cron expression, in UTC."""
+    agent: str
+    brief: str
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    __pydantic_config__ = _FORBID
+    autocommit: bool = False
+
+
+@dataclass(frozen=True)
+class Roster:
+    """zoo.yaml, version 1 (DESIGN §2)."""
+
+    __pydantic_config__ = _FORBID
+    version: Literal[1]
+    name: str
+    lead: str
+    agents: dict[str, Agent]
+    models: dict[str, Tier] = field(default_factory=dict)
+    limits: dict[str, Limit] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)
+    defaults: Defaults = field(default_factory=Defaults)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    git: GitSettings = field(default_factory=GitSettings)
+
+    def workspace_of(self, agent: str) -> str:
+        if agent == self.lead:
+            return INBOX
+        return self.agents[agent].workspace or agent
+
+    def agents_in(self, workspace: str) -> list[str]:
+        return [name for name in self.agents if self.workspace_of(name) == workspace]
+
+    def tier_name(self, agent: str) -> str:
+        return self.agents[agent].model or self.defaults.model or OFFLINE_TIER
+
+    def tier(self, name: str) -> Tier:
+        if name in self.models:
+            return self.models[name]
+        if name == OFFLINE_TIER:
+            return Tier(provider="offline", model="offline")
+        raise KeyError(name)
+
+    def max_turns(self, agent: str) -> int:
+        own = self.agents[agent].max_turns
+        return own if own is not None else self.defaults.max_turns
+
+    def readable(self, agent: str) -> tuple[str, ...]:
+        own = self.workspace_of(agent)
+        return (own, *(w for w in self.agents[agent].can_read if w != own))
+
+    def writable(self, agent: str) -> tuple[str, ...]:
+        return self.agents[agent].can_write or (self.workspace_of(agent),)
+
+    def chain(self, agent: str) -> list[str]:
+        """The default handoff chain from `agent` (first targets), stopping at a repeat."""
+        seen = [agent]
+        while self.agents[seen[-1]].handoff:
+            nxt = self.agents[seen[-1]].handoff[0]
+            if nxt in seen:
+                return [*seen, nxt]
+            seen.append(nxt)
+        return seen
+
+
+def load_roster(home: Home) -> Roster:
+    """The home's roster, validated; from the cache when zoo.yaml has not changed."""
+    try:
+        raw = home.roster_path.read_bytes()
+    except OSError as e:
+        raise ConfigError(home.roster_path, None, None, f"cannot read: {e.strerror}") from None
+    digest = hashlib.sha256(raw + __version__.encode()).hexdigest()
+    cache = home.state / "roster.json"
+    cached = _read_cache(cache, digest)
+    if cached is not None:
+        return cached
+    from zoo.rostercheck import validate_roster
+
+    roster = validate_roster(raw, home.roster_path)
+    _write_cache(cache, digest, roster)
+    return roster
+
+
+def _read_cache(cache: Path, digest: str) -> Roster | None:
+    try:
+        doc = json.loads(cache.read_bytes())
+        if doc.get("sha256") != digest:
+            return None
+        return typing.cast(Roster, _build(Roster, doc["roster"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(cache: Path, digest: str, roster: Roster) -> None:
+    doc = {"sha256": digest, "roster": dataclasses.asdict(roster)}
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        atomic_write(cache, json.dumps(doc), durable=False)
+    except OSError:
+        pass  # a read-only home works, it just validates every time
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Rebuild a value of type `tp` from its `dataclasses.asdict` form (the cache)."""
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        factory: Any = tp
+        return factory(**{k: _build(hints[k], v) for k, v in value.items()})
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is dict:
+        return {k: _build(args[1], v) for k, v in value.items()}
+    if origin is tuple:
+        return tuple(_build(args[0], v) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        return _build(next(a for a in args if a is not type(None)), value)
+    return value

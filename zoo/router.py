@@ -1,0 +1,197 @@
+"""The lead router: `routes` words first (no model call), else the lead's model.
+
+The model answers through a `route` tool call (agent, reason, confidence). An answer
+below `defaults.min_confidence`, naming an unknown agent, or a failed call sends the
+brief to escalations/ with the reason. The route and its reason go in the front matter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from zoo import tasks
+from zoo.core import Zoo
+from zoo.errors import ModelError, NotFound, UsageError, did_you_mean
+from zoo.models.base import Message, Request, ToolSpec
+from zoo.roster import Roster
+from zoo.tasks import Task
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a brief goes; `agent` None means a person must route it."""
+
+    agent: str | None
+    by: str
+    """rules | model | cli"""
+    reason: str
+    confidence: float | None = None
+
+    def as_meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"by": self.by, "reason": self.reason}
+        if self.confidence is not None:
+            meta["confidence"] = self.confidence
+        return meta
+
+
+def by_rules(roster: Roster, text: str) -> Route | None:
+    """The agent whose `routes` words the brief matches most; None when none or a tie."""
+    lowered = text.lower()
+    scores: dict[str, list[str]] = {}
+    for name, agent in roster.agents.items():
+        hits = [w for w in agent.routes if _matches(w.lower(), lowered)]
+        if hits and name != roster.lead:
+            scores[name] = hits
+    if not scores:
+        return None
+    best = max(len(hits) for hits in scores.values())
+    winners = [name for name, hits in scores.items() if len(hits) == best]
+    if len(winners) > 1:
+        return None
+    hits = scores[winners[0]]
+    return Route(winners[0], "rules", "matched " + ", ".join(f"'{w}'" for w in hits))
+
+
+_pattern_cache: dict[str, re.Pattern[str]] = {}
+
+
+def _matches(word: str, text: str) -> bool:
+    pattern = _pattern_cache.get(word)
+    if pattern is None:
+        pattern = _pattern_cache[word] = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
+    return pattern.search(text) is not None
+
+
+ROUTE_TOOL_NAME = "route"
+
+
+def route_tool(roster: Roster) -> ToolSpec:
+    names = [n for n in roster.agents if n != roster.lead]
+    return ToolSpec(
+        ROUTE_TOOL_NAME,
+        "Choose the agent who should take this brief.",
+        {
+            "type": "object",
+            "properties": {
+                "agent": {"type": "string", "enum": [*names, "none"]},
+                "reason": {"type": "string", "description": "one line: why this agent"},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "required": ["agent", "reason", "confidence"],
+            "additionalProperties": False,
+        },
+    )
+
+
+def router_prompt(zoo: Zoo) -> str:
+    roster = zoo.roster
+    lines = [
+        f"You are {roster.lead}, the lead of the {roster.name} team. Route each brief to the "
+        "one agent whose role fits it best, by calling the route tool with the agent, a "
+        "one-line reason and your confidence from 0 to 1. Use agent 'none' with a low "
+        "confidence when no agent fits: a person will route it.",
+        "",
+        "The team:",
+    ]
+    for name, agent in roster.agents.items():
+        if name == roster.lead:
+            continue
+        routes = f" (routes: {', '.join(agent.routes)})" if agent.routes else ""
+        lines.append(f"- {name}: {agent.role}. {agent.description}{routes}")
+    playbook = zoo.home.playbook(roster.lead)
+    if playbook.is_file():
+        lines += ["", playbook.read_text(encoding="utf-8")]
+    return "\n".join(lines)
+
+
+def by_model(zoo: Zoo, text: str, task_id: str | None = None) -> Route:
+    roster = zoo.roster
+    request = Request(
+        system=router_prompt(zoo),
+        messages=(Message("user", text),),
+        tools=(route_tool(roster),),
+        require_tool=ROUTE_TOOL_NAME,
+        max_tokens=512,
+        meta={"agent": roster.lead, "task": task_id, "purpose": "route"},
+    )
+    try:
+        reply = zoo.models.for_agent(roster.lead).complete(request)
+    except ModelError as e:
+        return Route(None, "model", f"router model failed: {e}")
+    zoo.spent(roster.lead, roster.tier_name(roster.lead), reply.usage)
+    call = next((c for c in reply.tool_calls if c.name == ROUTE_TOOL_NAME), None)
+    if call is None:
+        return Route(None, "model", "router model gave no route")
+    return _judge(roster, call.arguments)
+
+
+def _judge(roster: Roster, args: dict[str, Any]) -> Route:
+    agent, reason, confidence = args.get("agent"), args.get("reason"), args.get("confidence")
+    reason = reason.strip() if isinstance(reason, str) and reason.strip() else "no reason given"
+    if not isinstance(confidence, int | float) or isinstance(confidence, bool):
+        return Route(None, "model", f"router gave no usable confidence ({reason})")
+    conf = round(float(confidence), 2)
+    if agent == "none":
+        return Route(None, "model", f"no agent fits: {reason}", conf)
+    if not isinstance(agent, str) or agent not in roster.agents or agent == roster.lead:
+        return Route(None, "model", f"router chose unknown agent {agent!r} ({reason})", conf)
+    threshold = roster.defaults.min_confidence
+    if conf < threshold:
+        return Route(None, "model", f"low confidence {conf} < {threshold}: {reason}", conf)
+    return Route(agent, "model", reason, conf)
+
+
+def choose(zoo: Zoo, text: str, task_id: str | None = None) -> Route:
+    return by_rules(zoo.roster, text) or by_model(zoo, text, task_id)
+
+
+def explicit(roster: Roster, agent: str) -> Route:
+    """`--to AGENT`: the person routes; the name is checked (`--to` the lead routes as usual)."""
+    if agent not in roster.agents:
+        raise NotFound(f"no agent '{agent}' in zoo.yaml{did_you_mean(agent, roster.agents)}")
+    return Route(agent, "cli", "sent with --to")
+
+
+def route_task(zoo: Zoo, task: Task, route: Route | None = None) -> Route:
+    """Route an inbox task (unless `route` is given) and move it where it goes."""
+    if route is None:
+        route = choose(zoo, task.body, task.id)
+    task.meta["route"] = route.as_meta()
+    if route.agent is None:
+        task.meta["agent"] = zoo.roster.lead
+        zoo.escalate(task, f"could not route: {route.reason}", by=zoo.roster.lead)
+    else:
+        zoo.assign(task, route.agent, event="task.routed", extra=route.as_meta())
+    return route
+
+
+def dispatch(
+    zoo: Zoo, text: str, *, source: str = "cli", to: str | None = None, title: str | None = None
+) -> tuple[Task, Route]:
+    """Write a brief into the inbox and route it now."""
+    if not text.strip():
+        raise UsageError("the brief is empty")
+    route = explicit(zoo.roster, to) if to and to != zoo.roster.lead else None
+    task = tasks.create(
+        zoo.home, title or tasks.title_of(text, "Untitled brief"), text, source=source
+    )
+    zoo.journal.write("task.created", task=task.id, source=source, title=task.title)
+    return task, route_task(zoo, task, route)
+
+
+@dataclass(frozen=True)
+class Plan:
+    route: Route
+    chain: list[str]
+    """The default handoff chain from the chosen agent (first targets)."""
+
+
+def plan(zoo: Zoo, text: str, to: str | None = None) -> Plan:
+    """Who would get this brief and where it would go, without creating anything."""
+    if not text.strip():
+        raise UsageError("the brief is empty")
+    route = explicit(zoo.roster, to) if to and to != zoo.roster.lead else choose(zoo, text)
+    chain = zoo.roster.chain(route.agent) if route.agent else []
+    return Plan(route, chain)

@@ -1,0 +1,377 @@
+"""The runner: due work -> agent turn -> append -> handoff, done or escalate (DESIGN §5).
+
+`run_once` does all work that is due now, including handoffs made meanwhile, and
+returns; a watcher (later) only has to call it again. One runner per home at a time:
+`runner_lock` says whether this process may be it. Independent tasks run in parallel
+threads; one task is only ever in one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo import tasks
+from zoo.core import Event, Zoo
+from zoo.errors import MaxTurnsExceeded, ModelError, NotFound, TaskFileError
+from zoo.fs import atomic_move, atomic_write
+from zoo.home import INBOX, Home
+from zoo.memory import Entry
+from zoo.models.base import Message, Reply, Request
+from zoo.router import route_task
+from zoo.tasks import Task, utc_now
+from zoo.tools import Outcome, ToolContext, ToolRefused, execute, specs
+
+
+@dataclass
+class RunReport:
+    """What one `run_once` did; `failed` makes the process exit non-zero."""
+
+    steps: int = 0
+    routed: int = 0
+    handoffs: int = 0
+    done: int = 0
+    escalated: int = 0
+    failed: list[str] = field(default_factory=list)
+    """One line per failure: model errors, broken task files, max_turns."""
+    lines: list[str] = field(default_factory=list)
+    """One line per thing that happened, for people watching."""
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def add(self, counter: str | None, line: str | None = None, failure: str | None = None) -> None:
+        """Count one thing that happened (from any worker thread)."""
+        with self._lock:
+            if counter is not None:
+                setattr(self, counter, getattr(self, counter) + 1)
+            if line is not None:
+                self.lines.append(line)
+            if failure is not None:
+                self.failed.append(failure)
+
+
+class RunnerBusy(Exception):
+    """Another runner holds this home."""
+
+
+@contextmanager
+def runner_lock(home: Home) -> Iterator[None]:
+    """Hold the home's runner lock, or raise `RunnerBusy` at once (never wait)."""
+    from filelock import FileLock, Timeout
+
+    state = home.ensure_state()
+    lock = FileLock(state / "runner.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunnerBusy(_holder(state)) from None
+    try:
+        atomic_write(state / "runner.pid", f"{os.getpid()}\n", durable=False)
+        yield
+    finally:
+        (state / "runner.pid").unlink(missing_ok=True)
+        lock.release()
+
+
+def _holder(state: Any) -> str:
+    try:
+        return f"pid {int((state / 'runner.pid').read_text(encoding='utf-8'))}"
+    except (OSError, ValueError):
+        return "another process"
+
+
+def run_once(zoo: Zoo, *, concurrency: int | None = None) -> RunReport:
+    """Do all work due now, then return. The caller holds `runner_lock`."""
+    started = time.perf_counter()
+    report = RunReport()
+    workers = max(1, concurrency or zoo.roster.defaults.concurrency)
+    seen_broken: set[tuple[str, int]] = set()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
+        while True:
+            due = collect_due(zoo, report, seen_broken)
+            if not due:
+                break
+            running: dict[Future[Task | None], str] = {
+                pool.submit(step, zoo, task, report): task.id for task in due
+            }
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    running.pop(future)
+                    nxt = future.result()
+                    if nxt is not None:
+                        running[pool.submit(step, zoo, nxt, report)] = nxt.id
+    zoo.ledger.flush()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
+    """Route the inbox, follow hand edits, and return every task queued for an agent."""
+    due: list[Task] = []
+    for folder in tasks.active_folders(zoo.home):
+        paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
+        for path in paths:
+            task = _read(zoo, path, report, seen_broken)
+            if task is None or task.status != "queued":
+                continue
+            if folder.name == INBOX:
+                _route_inbox(zoo, task, report)
+            elif _follow_hand_edit(zoo, task, report):
+                due.append(task)
+    return due
+
+
+def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, int]]) -> Task | None:
+    try:
+        return tasks.read(path)
+    except NotFound:
+        return None  # moved away since the folder was listed
+    except TaskFileError as e:
+        key = (str(path), path.stat().st_mtime_ns if path.exists() else 0)
+        if key not in seen_broken:
+            seen_broken.add(key)
+            report.add(None, failure=str(e))
+            zoo.journal.write("task.invalid", path=zoo.home.relative(path), error=e.problem,
+                              line=e.line, key=e.key)  # fmt: skip
+        return None
+
+
+def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> None:
+    if "id" not in task.meta:
+        task = _adopt(zoo, task)
+    route = route_task(zoo, task)
+    where = route.agent or "escalations"
+    report.add("routed", f"{task.id} routed to {where} ({route.by}: {route.reason})")
+    if route.agent is None:
+        report.add("escalated")
+
+
+def _adopt(zoo: Zoo, dropped: Task) -> Task:
+    """Give a brief a person dropped in the inbox an id and front matter."""
+    title = str(dropped.meta.get("title") or tasks.title_of(dropped.body, dropped.path.stem))
+    task_id = tasks.allocate_id(zoo.home)
+    meta = {**dropped.meta, "id": task_id, "title": title, "status": "queued",
+            "workspace": INBOX, "created": utc_now(), "source": "file", "steps": 0}  # fmt: skip
+    body = (
+        dropped.body if dropped.body.lstrip().startswith("# ") else f"# {title}\n\n{dropped.body}"
+    )
+    task = Task(dropped.path.with_name(f"{task_id}-{tasks.slugify(title)}.md"), meta, body)
+    task.meta["updated"] = utc_now()
+    atomic_move(dropped.path, task.path, task.render())
+    zoo.journal.write("task.created", task=task_id, source="file", title=title,
+                      file=dropped.path.name)  # fmt: skip
+    return task
+
+
+def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
+    """Make folder and front matter agree after a person's edit; True if the task is due."""
+    roster = zoo.roster
+    folder = task.folder
+    if task.meta.get("workspace") != folder:  # the person moved the file: the folder wins
+        owners = roster.agents_in(folder)
+        if task.agent in owners:
+            task.meta["workspace"] = folder
+            tasks.save(task)
+            return True
+        if len(owners) != 1:
+            reason = f"moved to '{folder}/', which no single agent works in"
+            zoo.escalate(task, reason, by="runner")
+            report.add("escalated", f"{task.id} escalated: {reason}")
+            return False
+        zoo.assign(task, owners[0], event="task.moved", extra={"folder": folder})
+        report.add(None, f"{task.id} moved by hand to {folder}/: now {owners[0]}'s")
+        return True
+    if task.agent not in roster.agents:
+        reason = f"unknown agent '{task.agent}' in its front matter"
+        zoo.escalate(task, reason, by="runner")
+        report.add("escalated", f"{task.id} escalated: {reason}")
+        return False
+    if roster.workspace_of(task.agent) != folder:  # the person changed `agent:`
+        zoo.assign(task, task.agent, event="task.reassigned", extra={"folder": folder})
+        report.add(None, f"{task.id} reassigned by hand to {task.agent}")
+    return True
+
+
+# --- one agent turn -------------------------------------------------------------------
+
+
+def step(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
+    """One agent turn on `task`; the task if it is now queued for another agent."""
+    agent = task.agent
+    assert agent is not None
+    started = utc_now()
+    with _lease(zoo.home, task, agent, started):
+        outcome, texts, events, error = _turn(zoo, task, agent)
+    report.add("steps")
+    task.meta["steps"] = task.steps + 1
+    task.append_section(f"{agent} · {started}", _section(texts, outcome, error))
+    events.append(("step.finished", {"task": task.id, "agent": agent, "step": task.steps}))
+    if error is not None:
+        zoo.escalate(task, error, by=agent, failed=True, before=events)
+        report.add("escalated", f"{task.id} {agent} failed: {error}", f"{task.id} {agent}: {error}")
+        return None
+    return _after_turn(zoo, task, agent, outcome, events, report)
+
+
+def _after_turn(
+    zoo: Zoo, task: Task, agent: str, outcome: Outcome, events: list[Event], report: RunReport
+) -> Task | None:
+    if outcome.escalation is not None:
+        zoo.escalate(task, outcome.escalation, by=agent, before=events)
+        report.add("escalated", f"{task.id} {agent} escalated: {outcome.escalation}")
+        return None
+    targets = zoo.roster.agents[agent].handoff
+    target = outcome.handoff_to or (targets[0] if targets else None)
+    if target is None:
+        zoo.finish(task, before=events)
+        report.add("done", f"{task.id} {agent} finished: done")
+        return None
+    handoffs = int(task.meta.get("handoffs") or 0) + 1
+    limit = zoo.roster.defaults.max_handoffs
+    if handoffs > limit:
+        reason = f"handed off {handoffs} times, more than max_handoffs ({limit})"
+        zoo.escalate(task, reason, by="runner", before=events)
+        report.add("escalated", f"{task.id} escalated: {reason}")
+        return None
+    task.meta["handoffs"] = handoffs
+    extra = {"from": agent, "note": outcome.handoff_note or None}
+    zoo.assign(task, target, event="task.handoff", extra=extra, before=events)
+    report.add("handoffs", f"{task.id} {agent} -> {target}")
+    return task
+
+
+def _turn(zoo: Zoo, task: Task, agent: str) -> tuple[Outcome, list[str], list[Event], str | None]:
+    """The model/tool loop of one turn: (outcome, texts, events, error or None)."""
+    roster = zoo.roster
+    ctx = ToolContext(zoo.home, roster, agent, task.id, zoo.memory)
+    tier = roster.tier_name(agent)
+    base = Request(
+        system=system_prompt(zoo, agent, task),
+        messages=(),
+        tools=specs(roster, agent),
+        meta={"agent": agent, "task": task.id, "purpose": "turn"},
+    )
+    messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
+    texts: list[str] = []
+    events: list[Event] = [("step.started", {"task": task.id, "agent": agent, "tier": tier})]
+    limit = roster.max_turns(agent)
+    try:
+        model = zoo.models.for_tier(tier)
+        for _ in range(limit):
+            reply = model.complete(_with(base, messages))
+            usd = zoo.spent(agent, tier, reply.usage)
+            events.append(("model.reply", {**_reply_fields(task, agent, tier, reply), "usd": usd}))
+            if reply.text.strip():
+                texts.append(reply.text.strip())
+            messages.append(Message("assistant", reply.text, reply.tool_calls))
+            if not reply.tool_calls:
+                return ctx.outcome, texts, events, None
+            for call in reply.tool_calls:
+                messages.append(_run_tool(ctx, call, events))
+        if ctx.outcome.handoff_to or ctx.outcome.escalation:
+            return ctx.outcome, texts, events, None
+        raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
+    except ModelError as e:
+        events.append(("model.error", {"task": task.id, "agent": agent, "tier": tier,
+                                       "error": str(e), "kind": type(e).__name__}))  # fmt: skip
+        return ctx.outcome, texts, events, str(e)
+
+
+def _with(base: Request, messages: list[Message]) -> Request:
+    return Request(base.system, tuple(messages), base.tools, base.require_tool,
+                   base.max_tokens, base.meta)  # fmt: skip
+
+
+def _reply_fields(task: Task, agent: str, tier: str, reply: Reply) -> dict[str, Any]:
+    return {
+        "task": task.id, "agent": agent, "tier": tier, "model": reply.model or None,
+        "input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens,
+        "tool_calls": len(reply.tool_calls) or None,
+    }  # fmt: skip
+
+
+def _run_tool(ctx: ToolContext, call: Any, events: list[Event]) -> Message:
+    fields: dict[str, Any] = {"task": ctx.task_id, "agent": ctx.agent, "tool": call.name}
+    try:
+        result = execute(ctx, call)
+    except ToolRefused as e:
+        events.append(("tool.refused", {**fields, "error": str(e)}))
+        return Message("tool", f"error: {e}", tool_call_id=call.id, is_error=True)
+    events.append(("tool.call", fields))
+    return Message("tool", result, tool_call_id=call.id)
+
+
+def _section(texts: list[str], outcome: Outcome, error: str | None) -> str:
+    parts = ["\n\n".join(texts) if texts else "*(no text)*"]
+    effects = [f"- {note}" for note in outcome.notes]
+    if outcome.handoff_to:
+        note = f": {outcome.handoff_note}" if outcome.handoff_note else ""
+        effects.append(f"- handoff to {outcome.handoff_to}{note}")
+    if outcome.escalation:
+        effects.append(f"- escalated: {outcome.escalation}")
+    if error:
+        effects.append(f"- failed: {error}")
+    if effects:
+        parts.append("\n".join(effects))
+    return "\n\n".join(parts)
+
+
+def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
+    """Playbook + the agent's memory + the relevant part of MEMORY.md + how to work here."""
+    roster = zoo.roster
+    spec = roster.agents[agent]
+    playbook = zoo.home.playbook(agent)
+    text = playbook.read_text(encoding="utf-8") if playbook.is_file() else f"# {spec.role}\n"
+    targets = ", ".join(spec.handoff)
+    lines = [
+        text.rstrip(),
+        "",
+        "---",
+        f"You are {agent}, the {spec.role} of the {roster.name} team. {spec.description}",
+        f"You are working on task {task.id}. Your reply is appended to the task file as your "
+        "section: write what you did and what you produced.",
+        f"Your workspace is '{roster.workspace_of(agent)}'; you may read "
+        f"{', '.join(roster.readable(agent))} and write {', '.join(roster.writable(agent))}.",
+        f"When your part is done the task goes to {targets} (use handoff to choose)."
+        if targets
+        else "When your part is done, the task is done.",
+        "If a person must decide or act, call escalate with the reason.",
+    ]
+    own = zoo.memory.own(agent)
+    if own:
+        lines += ["", "# Your memory", *(_entry_line(e) for e in own)]
+    shared = zoo.memory.relevant(f"{task.title}\n{task.body}")
+    if shared:
+        lines += ["", "# Team memory (MEMORY.md, the entries relevant to this task)"]
+        lines += [_entry_line(e) for e in shared]
+    return "\n".join(lines)
+
+
+def _entry_line(entry: Entry) -> str:
+    return f"- {entry.text} ({entry.agent}, {entry.task}, {entry.time})"
+
+
+@contextmanager
+def _lease(home: Home, task: Task, agent: str, since: str) -> Iterator[None]:
+    """`.zoo/leases/<id>.json` while an agent works on a task: `zoo status` shows it."""
+    folder = home.state / "leases"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task.id}.json"
+    doc = {"task": task.id, "agent": agent, "since": since, "pid": os.getpid()}
+    atomic_write(path, json.dumps(doc), durable=False)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

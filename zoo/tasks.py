@@ -1,0 +1,298 @@
+"""Task files: YAML front matter + a markdown body, one file per task (DESIGN §3).
+
+The folder a task file is in says who has it; the front matter says its state; the body
+is the brief and every agent's section. Files are rewritten atomically and keep their
+name (`<id>-<slug>.md`) as they move between workspace folders. A person may edit one
+by hand: change `agent:` or move it to another folder, and the runner follows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import NotFound, TaskFileError
+from zoo.fs import TMP_SUFFIX, atomic_move, atomic_write, create_exclusive
+from zoo.home import DONE, ESCALATIONS, INBOX, Home
+
+STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
+FIELDS = (
+    "id", "title", "status", "agent", "workspace", "created", "updated", "source",
+    "route", "steps", "handoffs", "escalation",
+)  # fmt: skip
+"""Front matter keys in the order Zoo writes them; keys a person adds are kept after them."""
+TASK_NAME = re.compile(r"^(T-\d{4,})(?:-[A-Za-z0-9_.-]*)?\.md$")
+TASK_ID = re.compile(r"^T-\d{4,}$")
+_TIMESTAMP = re.compile(r"^(\w+): '(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)'$", re.MULTILINE)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Task:
+    """One task file as read from disk."""
+
+    path: Path
+    meta: dict[str, Any]
+    body: str
+    mtime_ns: int = field(default=0, compare=False)
+
+    @property
+    def id(self) -> str:
+        return str(self.meta["id"])
+
+    @property
+    def title(self) -> str:
+        return str(self.meta.get("title") or self.id)
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", "queued"))
+
+    @property
+    def agent(self) -> str | None:
+        agent = self.meta.get("agent")
+        return str(agent) if agent else None
+
+    @property
+    def folder(self) -> str:
+        """The workspace folder the file is in: who has it."""
+        return self.path.parent.name
+
+    @property
+    def steps(self) -> int:
+        return int(self.meta.get("steps") or 0)
+
+    def render(self) -> str:
+        ordered = {k: self.meta[k] for k in FIELDS if self.meta.get(k) is not None}
+        ordered.update({k: v for k, v in self.meta.items() if k not in ordered})
+        front = yaml.dump(
+            ordered, Dumper=_DUMPER, sort_keys=False, default_flow_style=None,
+            allow_unicode=True, width=100_000,
+        )  # fmt: skip
+        front = _TIMESTAMP.sub(r"\1: \2", front)
+        body = self.body if self.body.endswith("\n") else self.body + "\n"
+        return f"---\n{front}---\n{body}"
+
+    def append_section(self, heading: str, text: str) -> None:
+        self.body = self.body.rstrip("\n") + f"\n\n## {heading}\n\n{text.strip()}\n"
+
+
+def slugify(title: str, limit: int = 48) -> str:
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) + 1 > limit:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return slug or "task"
+
+
+def title_of(body: str, fallback: str) -> str:
+    for line in body.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+        if line.strip():
+            text = line.strip()
+            return text if len(text) <= 72 else text[:69].rstrip() + "..."
+    return fallback
+
+
+def parse(path: Path, text: str) -> tuple[dict[str, Any], str]:
+    """(front matter, body); a file without front matter has an empty one."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.startswith("---\n") and not text.startswith("---\r\n"):
+        return {}, text
+    end = re.search(r"^---[ \t]*\r?$\n?", text[4:], re.MULTILINE)
+    if end is None:
+        raise TaskFileError(path, 1, None, "front matter is not closed (no second '---' line)")
+    front = text[4 : 4 + end.start()]
+    body = text[4 + end.end() :]
+    try:
+        meta = yaml.load(front, Loader=_LOADER)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        raise TaskFileError(path, line, None, f"invalid YAML: {getattr(e, 'problem', e)}") from None
+    if meta is None:
+        return {}, body
+    if not isinstance(meta, dict):
+        raise TaskFileError(path, 2, None, "front matter must be a mapping of keys")
+    meta = {str(k): _plain(v) for k, v in meta.items()}
+    _check_meta(path, meta, front)
+    return meta, body
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _check_meta(path: Path, meta: dict[str, Any], front: str) -> None:
+    def fail(key: str, problem: str) -> None:
+        match = re.search(rf"^{re.escape(key)}\s*:", front, re.MULTILINE)
+        line = front.count("\n", 0, match.start()) + 2 if match else 2
+        raise TaskFileError(path, line, key, problem)
+
+    if "id" in meta and not (isinstance(meta["id"], str) and TASK_ID.match(meta["id"])):
+        fail("id", f"expected an id like T-0042, got {meta['id']!r}")
+    if "status" in meta and meta["status"] not in STATUSES:
+        fail("status", f"expected one of {', '.join(STATUSES)}, got {meta['status']!r}")
+    for key in ("agent", "title", "workspace"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            fail(key, f"expected text, got {meta[key]!r}")
+    for key in ("steps", "handoffs"):
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            fail(key, f"expected a whole number, got {value!r}")
+
+
+def read(path: Path) -> Task:
+    try:
+        with path.open("rb") as f:
+            raw = f.read()
+            mtime = os.fstat(f.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        raise NotFound(f"task file {path} has gone (moved while Zoo read it?)") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TaskFileError(path, None, None, f"not UTF-8 text (byte {e.start})") from None
+    meta, body = parse(path, text)
+    if "id" not in meta and path.parent.name != INBOX:
+        raise TaskFileError(path, 1, "id", "missing: a task file needs an id in its front matter")
+    return Task(path, meta, body, mtime)
+
+
+def save(task: Task, folder: Path | None = None) -> None:
+    """Write the task atomically, into `folder` when it moves; `task.path` follows."""
+    target = task.path if folder is None else folder / task.path.name
+    task.meta["updated"] = utc_now()
+    if target != task.path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_move(task.path, target, task.render())
+        task.path = target
+    else:
+        atomic_write(target, task.render())
+
+
+def task_files(folder: Path) -> Iterator[Path]:
+    """Task-looking files of a folder (`T-0042-...md`), skipping temporary files."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in sorted(names):
+        if TASK_NAME.match(name) and not name.endswith(TMP_SUFFIX):
+            yield folder / name
+
+
+def briefs(inbox: Path) -> Iterator[Path]:
+    """Every markdown file in the inbox, task-named or dropped there by a person."""
+    try:
+        names = os.listdir(inbox)
+    except FileNotFoundError:
+        return
+    for name in sorted(names):
+        if name.endswith(".md") and not name.startswith("."):
+            yield inbox / name
+
+
+def active_folders(home: Home) -> list[Path]:
+    """Workspace folders that may hold work due: all but done/ and escalations/."""
+    try:
+        entries = sorted(os.scandir(home.workspaces), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    return [
+        Path(e.path)
+        for e in entries
+        if e.is_dir() and e.name not in (DONE, ESCALATIONS) and not e.name.startswith(".")
+    ]
+
+
+def find(home: Home, task_id: str) -> Task:
+    """The task with this id, wherever it is; `NotFound` names the id."""
+    wanted = task_id.strip().upper()
+    if re.fullmatch(r"\d+", wanted):
+        wanted = f"T-{int(wanted):04d}"
+    if not TASK_ID.match(wanted):
+        raise NotFound(f"no task {task_id!r}: ids look like T-0042")
+    folders = [*active_folders(home), home.workspace(ESCALATIONS), home.workspace(DONE)]
+    for folder in folders:
+        for path in task_files(folder):
+            match = TASK_NAME.match(path.name)
+            if match and match.group(1) == wanted:
+                return read(path)
+    raise NotFound(f"no task {wanted} in {home.relative(home.workspaces)}/")
+
+
+def allocate_id(home: Home) -> str:
+    """The next free task id; unique even when several processes dispatch at once."""
+    from filelock import FileLock
+
+    state = home.ensure_state()
+    counter = state / "last-id"
+    with FileLock(state / "ids.lock"):
+        try:
+            last = int(counter.read_text(encoding="utf-8").strip())
+        except (FileNotFoundError, ValueError):
+            last = _highest_id(home)
+        atomic_write(counter, f"{last + 1}\n")
+    return f"T-{last + 1:04d}"
+
+
+def _highest_id(home: Home) -> int:
+    """The highest id in use in any folder: the counter's value when `.zoo/` was lost."""
+    highest = 0
+    folders = [*active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]
+    for folder in folders:
+        for path in task_files(folder):
+            match = TASK_NAME.match(path.name)
+            if match:
+                highest = max(highest, int(match.group(1)[2:]))
+    return highest
+
+
+def create(
+    home: Home, title: str, body: str, *, source: str, extra: dict[str, Any] | None = None
+) -> Task:
+    """A new task in the inbox, queued for the router."""
+    inbox = home.workspace(INBOX)
+    inbox.mkdir(parents=True, exist_ok=True)
+    task_id = allocate_id(home)
+    now = utc_now()
+    meta: dict[str, Any] = {
+        "id": task_id, "title": title, "status": "queued", "workspace": INBOX,
+        "created": now, "source": source, "steps": 0,
+    }  # fmt: skip
+    meta.update(extra or {})
+    if body.lstrip().startswith("# "):
+        text = body
+    elif body.strip() == title:
+        text = f"# {title}\n"
+    else:
+        text = f"# {title}\n\n{body.strip()}\n"
+    task = Task(inbox / f"{task_id}-{slugify(title)}.md", meta, text)
+    task.meta["updated"] = now
+    if not create_exclusive(task.path, task.render()):
+        raise FileExistsError(task.path)
+    return task
