@@ -62,7 +62,8 @@ def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = (), indent: str 
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ]
         out.file.write(indent + "  ".join(cells).rstrip() + "\n")
 

@@ -71,7 +71,7 @@ def line_map(text: str, shown: str) -> dict[Loc, int]:
     try:
         root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(shown, line, None, f"invalid YAML: {problem}") from None

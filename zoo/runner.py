@@ -127,7 +127,9 @@ def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) 
             if task is None or task.status != "queued":
                 continue
             if folder.name == INBOX:
-                _route_inbox(zoo, task, report)
+                routed = _route_inbox(zoo, task, report)
+                if routed is not None:
+                    due.append(routed)
             elif _follow_hand_edit(zoo, task, report):
                 due.append(task)
     return due
@@ -148,7 +150,8 @@ def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, in
         return None
 
 
-def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> None:
+def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
+    """Route a brief; the task if it is now queued for an agent."""
     if "id" not in task.meta:
         task = _adopt(zoo, task)
     route = route_task(zoo, task)
@@ -156,6 +159,7 @@ def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> None:
     report.add("routed", f"{task.id} routed to {where} ({route.by}: {route.reason})")
     if route.agent is None:
         report.add("escalated")
+    return task if route.agent is not None else None
 
 
 def _adopt(zoo: Zoo, dropped: Task) -> Task:

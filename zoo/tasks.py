@@ -77,16 +77,34 @@ class Task:
     def render(self) -> str:
         ordered = {k: self.meta[k] for k in FIELDS if self.meta.get(k) is not None}
         ordered.update({k: v for k, v in self.meta.items() if k not in ordered})
-        front = yaml.dump(
-            ordered, Dumper=_DUMPER, sort_keys=False, default_flow_style=None,
-            allow_unicode=True, width=100_000,
-        )  # fmt: skip
-        front = _TIMESTAMP.sub(r"\1: \2", front)
+        front = _TIMESTAMP.sub(r"\1: \2", _dump_front(ordered))
         body = self.body if self.body.endswith("\n") else self.body + "\n"
         return f"---\n{front}---\n{body}"
 
     def append_section(self, heading: str, text: str) -> None:
         self.body = self.body.rstrip("\n") + f"\n\n## {heading}\n\n{text.strip()}\n"
+
+
+def _dump_front(meta: dict[str, Any]) -> str:
+    """Block style at the top, flow style for nested values (`route: {by: rules, ...}`)."""
+    parts: list[str] = []
+    scalars: dict[str, Any] = {}
+    for key, value in meta.items():
+        if isinstance(value, dict | list):
+            parts.append(_dump(scalars, flow=False) if scalars else "")
+            scalars = {}
+            parts.append(_dump({key: value}, flow=None))
+        else:
+            scalars[key] = value
+    parts.append(_dump(scalars, flow=False) if scalars else "")
+    return "".join(parts)
+
+
+def _dump(data: dict[str, Any], flow: bool | None) -> str:
+    return yaml.dump(
+        data, Dumper=_DUMPER, sort_keys=False, default_flow_style=flow,
+        allow_unicode=True, width=100_000,
+    )  # fmt: skip
 
 
 def slugify(title: str, limit: int = 48) -> str:
@@ -123,7 +141,7 @@ def parse(path: Path, text: str) -> tuple[dict[str, Any], str]:
     try:
         meta = yaml.load(front, Loader=_LOADER)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         raise TaskFileError(path, line, None, f"invalid YAML: {getattr(e, 'problem', e)}") from None
     if meta is None:

@@ -1,0 +1,127 @@
+"""Shared fixtures: every test gets its own zoo home; models are strict and offline."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from zoo import cli
+from zoo.core import Zoo
+from zoo.home import Home
+from zoo.models.scripted import ScriptedModel
+
+REPO = Path(__file__).resolve().parent.parent
+
+SMALL_ROSTER = """\
+version: 1
+name: test
+lead: roo
+agents:
+  roo: {role: Lead, description: Routes briefs.}
+  beaver:
+    role: Developer
+    description: Writes code.
+    workspace: dev
+    routes: [bug, code]
+    handoff: [owl]
+    tools: [read_file, write_file, list_files, remember, handoff, escalate]
+  owl:
+    role: QA
+    description: Tests code.
+    workspace: qa
+    routes: [test]
+    handoff: [lark]
+    tools: [remember, handoff, escalate]
+    can_read: [dev]
+  lark:
+    role: Writer
+    description: Writes release notes and blog posts.
+    routes: [blog]
+    tools: [remember, escalate]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads a real key or a home from the environment."""
+    for name in ("ZOO_HOME", "ZOO_DEBUG", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    cli._state.home = None
+    cli._state.debug = False
+
+
+def make_home(root: Path, roster: str = SMALL_ROSTER, playbooks: bool = True) -> Home:
+    """A zoo home at `root` with `roster` as zoo.yaml and a playbook per agent."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "zoo.yaml").write_text(textwrap.dedent(roster), encoding="utf-8")
+    home = Home(root.resolve())
+    if playbooks:
+        home.agents_dir.mkdir(exist_ok=True)
+        for name in _agent_names(roster):
+            home.playbook(name).write_text(
+                f"# {name.title()} · Agent\n\n## How you work\n"
+                "1. Read the brief.\n2. Do the work.\n",
+                encoding="utf-8",
+            )
+    return home
+
+
+def _agent_names(roster: str) -> list[str]:
+    import yaml
+
+    return list((yaml.safe_load(textwrap.dedent(roster)) or {}).get("agents", {}) or {})
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    """A small zoo home: roo routes, beaver -> owl -> lark."""
+    return make_home(tmp_path / "zoo")
+
+
+@pytest.fixture
+def example_home(tmp_path: Path) -> Home:
+    """A copy of the repository's example zoo."""
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy(REPO / "zoo.yaml", root / "zoo.yaml")
+    shutil.copytree(REPO / "agents", root / "agents")
+    shutil.copy(REPO / "MEMORY.md", root / "MEMORY.md")
+    return Home(root.resolve())
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedModel]:
+    """A strict scripted model; steps left unconsumed fail the test."""
+    model = ScriptedModel()
+    yield model
+    model.assert_done()
+
+
+def open_zoo(home: Home, model: ScriptedModel | None = None) -> Zoo:
+    return Zoo.open(home, env={}, model=model)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def zoo_cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run `zoo ARGS...` in-process, as main() does; returns exit code and output."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = cli._invoke(list(args))
+        captured = capsys.readouterr()
+        cli._state.home = None
+        return Result(int(code), captured.out, captured.err)
+
+    return run

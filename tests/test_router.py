@@ -1,0 +1,98 @@
+"""The router: routes words first (no model call), else the lead's model, else a person."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import open_zoo
+from zoo import tasks
+from zoo.errors import ModelError, NotFound
+from zoo.home import Home
+from zoo.models.scripted import ScriptedModel, call, says
+from zoo.router import by_rules, dispatch, plan
+
+
+def route(agent: str, confidence: float, reason: str = "fits") -> object:
+    return says("", call("route", agent=agent, reason=reason, confidence=confidence))
+
+
+@pytest.mark.parametrize(
+    ("brief", "agent"),
+    [("Fix the login bug", "beaver"), ("BUG: crash on save", "beaver"),
+     ("Write a blog post", "lark"), ("please test the release", "owl")],
+)  # fmt: skip
+def test_routes_words_match_whole_words_in_any_case(home: Home, brief: str, agent: str) -> None:
+    found = by_rules(open_zoo(home).roster, brief)
+    assert found is not None and found.agent == agent and found.by == "rules"
+
+
+@pytest.mark.parametrize("brief", ["debug the debugger", "codes of conduct", "nothing here"])
+def test_partial_words_do_not_match(home: Home, brief: str) -> None:
+    assert by_rules(open_zoo(home).roster, brief) is None
+
+
+def test_more_matching_words_win_and_a_tie_goes_to_the_model(home: Home) -> None:
+    roster = open_zoo(home).roster
+    best = by_rules(roster, "bug in the code for the blog")
+    assert best is not None and best.agent == "beaver" and best.reason == "matched 'bug', 'code'"
+    assert by_rules(roster, "a bug in the blog") is None  # one word each: ask the model
+
+
+def test_rules_route_without_a_model_call(home: Home, scripted: ScriptedModel) -> None:
+    task, found = dispatch(open_zoo(home, scripted), "Fix the login bug")
+    assert found.agent == "beaver" and scripted.requests == []
+    assert task.path.parent == home.workspace("dev")
+    meta = tasks.read(task.path).meta
+    assert meta["route"] == {"by": "rules", "reason": "matched 'bug'"}
+    assert meta["agent"] == "beaver" and meta["workspace"] == "dev"
+
+
+def test_the_lead_model_routes_with_a_reason_and_confidence(
+    home: Home, scripted: ScriptedModel
+) -> None:
+    scripted.add(route("lark", 0.9, "it is about writing"))
+    task, found = dispatch(open_zoo(home, scripted), "Announce our new office")
+    assert found.agent == "lark"
+    assert tasks.read(task.path).meta["route"] == {
+        "by": "model", "reason": "it is about writing", "confidence": 0.9,
+    }  # fmt: skip
+    request = scripted.requests[0]
+    assert request.require_tool == "route" and request.meta["purpose"] == "route"
+    assert "- beaver: Developer. Writes code. (routes: bug, code)" in request.system
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (route("lark", 0.3, "maybe"), "could not route: low confidence 0.3 < 0.6: maybe"),
+        (route("wolf", 0.9, "a guess"), "could not route: router chose unknown agent 'wolf' "
+         "(a guess)"),
+        (route("roo", 0.9, "me"), "could not route: router chose unknown agent 'roo' (me)"),
+        (route("none", 0.1, "no idea"), "could not route: no agent fits: no idea"),
+        (says("I think lark"), "could not route: router model gave no route"),
+        (ModelError("server said 500"), "could not route: router model failed: server said 500"),
+    ],
+)  # fmt: skip
+def test_unsure_or_failed_routing_escalates_with_the_reason(
+    home: Home, scripted: ScriptedModel, reply: object, reason: str
+) -> None:
+    scripted.add(reply)  # type: ignore[arg-type]
+    task, found = dispatch(open_zoo(home, scripted), "Announce our new office")
+    assert found.agent is None
+    assert task.path.parent == home.workspace("escalations")
+    meta = tasks.read(task.path).meta
+    assert meta["status"] == "escalated" and meta["escalation"] == reason
+
+
+def test_to_skips_routing_and_checks_the_name(home: Home, scripted: ScriptedModel) -> None:
+    zoo = open_zoo(home, scripted)
+    task, found = dispatch(zoo, "Anything at all", to="owl")
+    assert found.by == "cli" and task.path.parent == home.workspace("qa")
+    with pytest.raises(NotFound, match=r"^no agent 'owll' in zoo.yaml \(did you mean 'owl'\?\)$"):
+        dispatch(zoo, "Anything", to="owll")
+
+
+def test_plan_shows_the_chain_and_creates_nothing(home: Home) -> None:
+    result = plan(open_zoo(home), "Fix the login bug")
+    assert result.route.agent == "beaver" and result.chain == ["beaver", "owl", "lark"]
+    assert not home.workspaces.exists() or not any(home.workspaces.rglob("T-*.md"))

@@ -1,0 +1,133 @@
+"""Task files: front matter + body, atomic writes, ids, hand-editable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoo import tasks
+from zoo.errors import NotFound, TaskFileError
+from zoo.home import Home
+
+
+def test_create_writes_a_readable_task_in_the_inbox(home: Home) -> None:
+    task = tasks.create(home, "Fix login bug", "Users are logged out.", source="cli")
+    assert task.path == home.workspace("inbox") / "T-0001-fix-login-bug.md"
+    text = task.path.read_text(encoding="utf-8")
+    assert text.startswith("---\nid: T-0001\ntitle: Fix login bug\nstatus: queued\n")
+    assert "\n---\n# Fix login bug\n\nUsers are logged out.\n" in text
+    assert "created: 20" in text and "created: '" not in text  # timestamps stay unquoted
+
+
+def test_round_trip_keeps_body_bytes_and_unknown_keys(home: Home) -> None:
+    task = tasks.create(home, "Round trip", "Line one\n\n---\n\nA rule above.", source="cli")
+    task.meta["priority"] = "high"  # a key a person added
+    tasks.save(task)
+    again = tasks.read(task.path)
+    assert again.meta["priority"] == "high"
+    assert again.body == task.body
+    assert again.meta["created"] == task.meta["created"]
+
+
+def test_ids_are_sequential_and_survive_a_lost_counter(home: Home) -> None:
+    ids = [tasks.create(home, f"t{i}", "x", source="cli").id for i in range(3)]
+    assert ids == ["T-0001", "T-0002", "T-0003"]
+    (home.state / "last-id").unlink()
+    assert tasks.allocate_id(home) == "T-0004"
+
+
+def test_two_processes_dispatching_at_once_never_share_an_id(home: Home) -> None:
+    script = (
+        "import sys; from pathlib import Path; from zoo.home import Home; from zoo import tasks\n"
+        "h = Home(Path(sys.argv[1]))\n"
+        "for i in range(40): tasks.create(h, f'brief {i}', 'x', source='cli')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(home.root)]) for _ in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    names = [p.name for p in home.workspace("inbox").iterdir()]
+    ids = {name[:6] for name in names}
+    assert len(names) == 120 and len(ids) == 120
+
+
+def test_save_into_another_folder_moves_the_file_atomically(home: Home) -> None:
+    task = tasks.create(home, "Move me", "x", source="cli")
+    old = task.path
+    tasks.save(task, home.workspace("dev"))
+    assert not old.exists()
+    assert task.path == home.workspace("dev") / old.name
+    assert tasks.read(task.path).body == task.body
+    leftovers = [p for p in home.workspaces.rglob("*") if p.name.endswith(".zoo-tmp")]
+    assert leftovers == []
+
+
+def test_find_by_id_and_by_number(home: Home) -> None:
+    task = tasks.create(home, "Find me", "x", source="cli")
+    assert tasks.find(home, "T-0001").path == task.path
+    assert tasks.find(home, "t-0001").path == task.path
+    assert tasks.find(home, "1").path == task.path
+    with pytest.raises(NotFound, match=r"^no task T-0002 in workspaces/$"):
+        tasks.find(home, "T-0002")
+    with pytest.raises(NotFound, match="ids look like T-0042"):
+        tasks.find(home, "login")
+
+
+@pytest.mark.parametrize(
+    ("front", "line", "message"),
+    [
+        ("id: T-0001\nstatus: sleeping\n", 3, "status: expected one of queued, working, "
+         "waiting-approval, done, escalated, got 'sleeping'"),
+        ("id: 42\n", 2, "id: expected an id like T-0042, got 42"),
+        ("id: T-0001\ntitle: [unclosed\n", 3, "invalid YAML"),
+        ("id: T-0001\nsteps: -1\n", 3, "steps: expected a whole number, got -1"),
+    ],
+)  # fmt: skip
+def test_broken_front_matter_names_file_line_and_key(
+    home: Home, front: str, line: int, message: str
+) -> None:
+    path = home.workspace("dev") / "T-0001-broken.md"
+    path.parent.mkdir(parents=True)
+    path.write_text(f"---\n{front}---\n# Broken\n", encoding="utf-8")
+    with pytest.raises(TaskFileError) as caught:
+        tasks.read(path)
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+    assert message in str(caught.value)
+
+
+def test_unclosed_front_matter_is_reported(home: Home) -> None:
+    path = home.workspace("dev") / "T-0001-open.md"
+    path.parent.mkdir(parents=True)
+    path.write_text("---\nid: T-0001\n# no closing line\n", encoding="utf-8")
+    with pytest.raises(TaskFileError, match=r":1: front matter is not closed"):
+        tasks.read(path)
+
+
+def test_a_brief_without_front_matter_is_read_in_the_inbox_only(home: Home) -> None:
+    inbox = home.workspace("inbox")
+    inbox.mkdir(parents=True)
+    (inbox / "idea.md").write_text("# An idea\n\nWrite a blog post.\n", encoding="utf-8")
+    dropped = tasks.read(inbox / "idea.md")
+    assert dropped.meta == {} and dropped.body.startswith("# An idea")
+    dev = home.workspace("dev")
+    dev.mkdir()
+    (dev / "T-0009-x.md").write_text("no front matter\n", encoding="utf-8")
+    with pytest.raises(TaskFileError, match=r":1: id: missing"):
+        tasks.read(dev / "T-0009-x.md")
+
+
+def test_slug_and_title() -> None:
+    assert tasks.slugify("Fix the login bug: users are logged out!") == (
+        "fix-the-login-bug-users-are-logged-out"
+    )
+    assert tasks.slugify("!!!") == "task"
+    assert tasks.title_of("\n# Heading\nbody", "x") == "Heading"
+    assert tasks.title_of("first line\nsecond", "x") == "first line"
+    assert tasks.title_of("", "fallback") == "fallback"
+
+
+def test_task_files_skip_temporary_and_other_files(tmp_path: Path) -> None:
+    for name in ("T-0001-a.md", ".T-0002-b.md.123.zoo-tmp", "notes.md", "T-0003-c.md"):
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    assert [p.name for p in tasks.task_files(tmp_path)] == ["T-0001-a.md", "T-0003-c.md"]
