@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,8 +113,11 @@ class Result:
     err: str
 
 
+ZooCli = Callable[..., Result]
+
+
 @pytest.fixture
-def zoo_cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def zoo_cli(capsys: pytest.CaptureFixture[str]) -> ZooCli:
     """Run `zoo ARGS...` in-process, as main() does; returns exit code and output."""
 
     def run(*args: str) -> Result:

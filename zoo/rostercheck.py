@@ -46,7 +46,9 @@ def validate_roster(raw: bytes, path: Path) -> Roster:
     try:
         roster = pydantic.TypeAdapter(Roster).validate_python(data)
     except pydantic.ValidationError as e:
-        problems = [_from_pydantic(err, lines, where) for err in e.errors()]
+        # an unknown key first: a misspelt key is also a "missing" one, and the cause
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "unexpected_keyword_argument")
+        problems = [_from_pydantic(err, lines, where) for err in errors]
         raise RosterInvalid(sorted(problems, key=lambda p: p.line or 0)) from None
     problems = [
         ConfigError(where, _line_of(loc, lines), _key(loc), msg)
@@ -114,7 +116,7 @@ def _from_pydantic(err: Any, lines: dict[Loc, int], shown: str) -> ConfigError:
     if kind == "unexpected_keyword_argument":
         hint = did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
         problem = f"unknown key{hint}"
-    elif kind == "missing_argument":
+    elif kind in ("missing", "missing_argument"):
         problem = "required key is missing"
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")

@@ -1,0 +1,204 @@
+"""The command line: each command, its --json document, and one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ZooCli
+from zoo.home import Home
+
+
+def test_dispatch_json_names_the_routed_task(home: Home, zoo_cli: ZooCli) -> None:
+    r = zoo_cli("dispatch", "Fix the login bug", "--home", str(home.root), "--json")
+    assert r.code == 0 and r.err == ""
+    doc = json.loads(r.out)
+    assert set(doc) == {"id", "agent", "workspace", "path", "route"}
+    assert doc["id"] == "T-0001" and doc["agent"] == "beaver" and doc["workspace"] == "dev"
+    assert Path(doc["path"]) == home.workspace("dev") / "T-0001-fix-the-login-bug.md"
+    assert Path(doc["path"]).is_file()
+    assert doc["route"] == {"by": "rules", "reason": "matched 'bug'"}
+
+
+def test_dispatch_from_a_file_and_to_an_agent(home: Home, tmp_path: Path, zoo_cli: ZooCli) -> None:
+    brief = tmp_path / "brief.md"
+    brief.write_text("# Quarterly review\n\nSummarise the quarter.\n", encoding="utf-8")
+    r = zoo_cli("--home", str(home.root), "dispatch", "--file", str(brief), "--to", "lark")
+    assert r.code == 0
+    assert r.out.startswith("T-0001 -> lark · cli: sent with --to\n")
+    task = home.workspace("lark") / "T-0001-quarterly-review.md"
+    assert "source: file" in task.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("args", "line", "code"),
+    [
+        (["dispatch"], "zoo: give the brief as TEXT or with --file F (one of the two)", 2),
+        (["dispatch", "  "], "zoo: the brief is empty", 2),
+        (["dispatch", "x", "--to", "owll"],
+         "zoo: no agent 'owll' in zoo.yaml (did you mean 'owl'?)", 1),
+        (["dispatch", "--file", "/nonexistent/brief.md"],
+         "zoo: cannot read --file /nonexistent/brief.md: No such file or directory", 2),
+        (["show", "T-0042"], "zoo: no task T-0042 in workspaces/", 1),
+        (["show", "login"], "zoo: no task 'login': ids look like T-0042", 1),
+        (["log", "--since", "yesterday"], "zoo: --since 'yesterday': expected an ISO time "
+         "(2026-11-24T09:00) or an age (30m, 2h, 1d)", 2),
+        (["frobnicate"], "zoo: No such command 'frobnicate'. (see 'zoo --help')", 2),
+        (["status", "--colour"], "zoo: No such option '--colour'. (see 'zoo status --help')", 2),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_an_exit_code(
+    home: Home,
+    zoo_cli,
+    args: list[str],
+    line: str,
+    code: int,  # type: ignore[no-untyped-def]
+) -> None:
+    r = zoo_cli("--home", str(home.root), *args)
+    assert (r.code, r.err) == (code, line + "\n")
+
+
+def test_plan_creates_nothing(home: Home, zoo_cli: ZooCli) -> None:
+    r = zoo_cli("plan", "Fix the login bug", "--home", str(home.root))
+    assert r.out == "beaver · rules: matched 'bug'\nchain: beaver -> owl -> lark -> done\n"
+    doc = json.loads(zoo_cli("plan", "x", "--to", "owl", "--home", str(home.root), "--json").out)
+    assert doc == {"agent": "owl", "route": {"by": "cli", "reason": "sent with --to"},
+                   "chain": ["owl", "lark"]}  # fmt: skip
+    assert not home.workspaces.exists()
+
+
+def test_run_once_then_status_show_and_log(home: Home, zoo_cli: ZooCli) -> None:
+    h = ["--home", str(home.root)]
+    zoo_cli("dispatch", "Fix the login bug", *h)
+    zoo_cli("dispatch", "Ponder the meaning of life", *h)
+    r = zoo_cli("run", "--once", *h)
+    assert r.code == 0, r.err
+    assert "T-0001 lark finished: done" in r.out
+    status = json.loads(zoo_cli("status", "--json", *h).out)
+    assert {"zoo", "agents", "tasks", "needs_person", "schedules", "spend"} <= set(status)
+    assert status["tasks"]["done"] == 1 and status["tasks"]["escalated"] == 1
+    assert status["needs_person"][0]["id"] == "T-0002"
+    assert status["needs_person"][0]["reason"].startswith("could not route:")
+    beaver = next(a for a in status["agents"] if a["name"] == "beaver")
+    assert beaver == {"name": "beaver", "role": "Developer", "model": "offline",
+                      "workspace": "dev", "queued": 0, "working": 0}  # fmt: skip
+    assert status["spend"]["usd"] == 0.0 and status["spend"]["input_tokens"] > 0
+    shown = json.loads(zoo_cli("show", "T-0001", "--json", *h).out)
+    assert shown["front_matter"]["status"] == "done" and "## owl · " in shown["body"]
+    assert [e["event"] for e in shown["events"]][:2] == ["task.created", "task.routed"]
+    people = zoo_cli("status", *h).out
+    assert "needs a person" in people and "T-0002" in people
+    events = json.loads(zoo_cli("log", "--task", "T-0002", "--json", *h).out)
+    assert [e["event"] for e in events] == ["task.created", "task.escalated"]
+    owl = json.loads(zoo_cli("log", "--agent", "owl", "--since", "1h", "--json", *h).out)
+    assert owl and all("owl" in (e.get("agent"), e.get("from")) for e in owl)
+    assert json.loads(zoo_cli("log", "--since", "2999-01-01", "--json", *h).out) == []
+
+
+def test_log_verify_names_the_tampered_line(home: Home, zoo_cli: ZooCli) -> None:
+    h = ["--home", str(home.root)]
+    zoo_cli("dispatch", "Fix the login bug", *h)
+    assert zoo_cli("log", "--verify", *h).out == "journal ok: 2 events, hash chain intact\n"
+    lines = home.journal_path.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace("beaver", "lark")
+    home.journal_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = zoo_cli("log", "--verify", *h)
+    assert r.code == 1
+    assert r.err == "zoo: .zoo/events.jsonl:2: content changed: its hash does not match\n"
+
+
+def test_run_once_exits_1_on_a_broken_task_file(home: Home, zoo_cli: ZooCli) -> None:
+    qa = home.workspace("qa")
+    qa.mkdir(parents=True)
+    (qa / "T-0007-x.md").write_text("---\nid: T-0007\nstatus: later\n---\n", encoding="utf-8")
+    r = zoo_cli("run", "--once", "--home", str(home.root))
+    assert r.code == 1
+    assert r.err == (
+        f"zoo: {qa}/T-0007-x.md:3: status: expected one of queued, working, "
+        "waiting-approval, done, escalated, got 'later'\n"
+    )
+    status = json.loads(zoo_cli("status", "--json", "--home", str(home.root)).out)
+    assert status["broken"] == [r.err[len("zoo: ") : -1]]
+
+
+def test_second_runner_exits_0_and_says_so(home: Home, zoo_cli: ZooCli) -> None:
+    from zoo.runner import runner_lock
+
+    with runner_lock(home):
+        r = zoo_cli("run", "--once", "--home", str(home.root))
+    assert r.code == 0
+    assert r.err.startswith("zoo: another runner (pid ") and r.err.endswith("; nothing to do\n")
+
+
+def test_memory_shows_and_searches(home: Home, zoo_cli: ZooCli) -> None:
+    h = ["--home", str(home.root)]
+    zoo_cli("dispatch", "Fix the login bug", *h)
+    zoo_cli("run", "--once", *h)
+    everything = json.loads(zoo_cli("memory", "--json", *h).out)
+    assert [e["agent"] for e in everything] == ["beaver", "owl", "lark"]
+    found = json.loads(zoo_cli("memory", "owl", "--json", *h).out)
+    assert [e["agent"] for e in found] == ["owl"]
+    assert zoo_cli("memory", "zebra", *h).out == "no entries in MEMORY.md matching 'zebra'\n"
+
+
+def test_debug_shows_the_traceback(home: Home, zoo_cli: ZooCli) -> None:
+    from zoo.errors import NotFound
+
+    with pytest.raises(NotFound):
+        zoo_cli("--debug", "--home", str(home.root), "show", "T-0042")
+
+
+def test_init_scaffolds_a_working_home_with_git(tmp_path: Path, zoo_cli: ZooCli) -> None:
+    target = tmp_path / "team"
+    r = zoo_cli("init", str(target))
+    assert r.code == 0, r.err
+    assert (target / ".git").is_dir() and (target / ".gitignore").is_file()
+    assert zoo_cli("check", "--home", str(target)).out.endswith(
+        "zoo.yaml is valid: 3 agents, 1 schedules\n"
+    )
+    zoo_cli("dispatch", "Draft a blog post about our launch", "--home", str(target))
+    r = zoo_cli("run", "--once", "--home", str(target))
+    assert r.code == 0 and "finished: done" in r.out
+    again = zoo_cli("init", str(target))
+    assert (again.code, again.err) == (
+        1,
+        f"zoo: {target} is already a zoo home (it has zoo.yaml)\n",
+    )
+
+
+def test_python_m_zoo_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    roster = "version: 1\nname: x\nlead: roo\nagents: {roo: {rol: Lead}}\n"
+    (tmp_path / "zoo.yaml").write_text(roster, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "zoo", "status"], cwd=tmp_path,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "zoo: zoo.yaml:4: agents.roo.rol: unknown key (did you mean 'role'?)\n"
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_version_and_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "zoo", "--version"], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out.startswith("zoo ")
+    help_text = subprocess.run([sys.executable, "-m", "zoo", "--help"], capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+    assert "dispatch" in help_text and "status" in help_text
+
+
+def test_help_and_status_import_no_heavy_module(home: Home) -> None:
+    code = (
+        "import sys; sys.argv = ['zoo', 'status', '--home', sys.argv[1]]\n"
+        "import zoo.cli\n"
+        "try:\n    zoo.cli.main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'anthropic', 'openai', 'git', 'watchdog', 'pydantic'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    # the roster cache is written by the first load; the second must not need pydantic
+    subprocess.run([sys.executable, "-c", code, str(home.root)], capture_output=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(home.root)], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out.strip().splitlines()[-1] == "[]"
