@@ -60,7 +60,7 @@ def cron_problems(roster: Roster, lines: dict[tuple[str | int, ...], int], where
 
     problems = []
     for name, sched in roster.schedules.items():
-        if not croniter.is_valid(sched.cron):
+        if len(sched.cron.split()) != 5 or not croniter.is_valid(sched.cron):
             problems.append(
                 f"{where}:{lines[('schedules', name, 'cron')]}: schedules.{name}.cron: "
                 f"'{sched.cron}' is not a cron expression (like \"0 9 * * MON\")"

@@ -197,7 +197,7 @@ def run(
                 _announce_models(zoo)
                 _run_forever(zoo, interval)
                 return
-            report = run_once(zoo)
+            report = run_once(zoo, on_line=None if json_out else render.line)
     except RunnerBusy as e:
         render.error(f"another runner ({e}) holds {zoo_home.root}; nothing to do")
         return
@@ -207,8 +207,6 @@ def run(
                         "escalated": report.escalated, "failed": report.failed,
                         "seconds": round(report.seconds, 3)})  # fmt: skip
     else:
-        for text in report.lines:
-            render.line(text)
         render.line(
             f"{report.steps} steps, {report.routed} routed, {report.done} done, "
             f"{report.escalated} escalated in {report.seconds:.2f}s"
@@ -241,13 +239,15 @@ def _run_forever(zoo: object, interval: float) -> None:
     render.line(
         f"zoo runner on {zoo.home.root}: looking for work every {interval:g}s (Ctrl-C stops)"
     )
-    while True:
-        report = run_once(zoo)
-        for text in report.lines:
-            render.line(text)
-        for failure in report.failed:
-            render.error(failure)
-        time.sleep(interval)
+    try:
+        while True:
+            report = run_once(zoo, on_line=render.line)
+            for failure in report.failed:
+                render.error(failure)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        render.line("zoo runner stopped")
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None
 
 
 @app.command()

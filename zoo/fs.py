@@ -98,3 +98,31 @@ def append_durable(path: Path, data: str | bytes) -> int:
 
 def read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8")
+
+
+def sweep_tmp(folder: Path) -> int:
+    """Remove temporary files left by processes that died mid-write; returns how many."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if not name.endswith(TMP_SUFFIX):
+            continue
+        pid = name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1]
+        if pid.isdigit() and pid_alive(int(pid)):
+            continue
+        (folder / name).unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,11 +7,10 @@ state files) and counts done/ by listing it, so its cost stays flat as done/ gro
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from zoo import tasks
+from zoo import leases, tasks
 from zoo.errors import TaskFileError
 from zoo.fs import atomic_write
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
@@ -22,7 +21,7 @@ from zoo.tasks import STATUSES, Task
 
 def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
     roster = load_roster(home)
-    working = _leases(home)
+    working = leases.live(home)
     counts = dict.fromkeys(STATUSES, 0)
     queued: dict[str, int] = {}
     broken: list[str] = []
@@ -75,22 +74,6 @@ def _try_read(path: Any, broken: list[str]) -> Task | None:
     except FileNotFoundError:
         pass
     return None
-
-
-def _leases(home: Home) -> dict[str, dict[str, Any]]:
-    folder = home.state / "leases"
-    leases: dict[str, dict[str, Any]] = {}
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return leases
-    for name in names:
-        try:
-            doc = json.loads((folder / name).read_bytes())
-            leases[str(doc["task"])] = doc
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return leases
 
 
 def schedules(home: Home, now: datetime | None = None) -> list[dict[str, Any]]:

@@ -210,10 +210,10 @@ def load_roster(home: Home) -> Roster:
 def _read_cache(cache: Path, digest: str) -> Roster | None:
     try:
         doc = json.loads(cache.read_bytes())
-        if doc.get("sha256") != digest:
+        if not isinstance(doc, dict) or doc.get("sha256") != digest:
             return None
         return typing.cast(Roster, _build(Roster, doc["roster"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

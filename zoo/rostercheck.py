@@ -49,7 +49,9 @@ def validate_roster(raw: bytes, path: Path) -> Roster:
         # an unknown key first: a misspelt key is also a "missing" one, and the cause
         errors = sorted(e.errors(), key=lambda err: err["type"] != "unexpected_keyword_argument")
         problems = [_from_pydantic(err, lines, where) for err in errors]
-        raise RosterInvalid(sorted(problems, key=lambda p: p.line or 0)) from None
+        missing = [p.problem == "required key is missing" for p in problems]
+        order = sorted(range(len(problems)), key=lambda i: (missing[i], problems[i].line or 0))
+        raise RosterInvalid([problems[i] for i in order]) from None
     problems = [
         ConfigError(where, _line_of(loc, lines), _key(loc), msg)
         for loc, msg in _reference_problems(roster)
@@ -127,7 +129,7 @@ def _from_pydantic(err: Any, lines: dict[Loc, int], shown: str) -> ConfigError:
     else:
         msg = err["msg"]
         msg = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
-        msg = re.sub(r" or instance of \w+", "", msg).replace("valid dictionary", "mapping")
+        msg = re.sub(r",? or (an )?instance of \w+", "", msg).replace("valid dictionary", "mapping")
         problem = f"expected {msg}, got {err['input']!r}"
     return ConfigError(shown, _line_of(loc, lines), _key(loc), problem)
 
@@ -156,6 +158,8 @@ def _reference_problems(r: Roster) -> Iterator[tuple[Loc, str]]:
         yield ("name",), "must not be empty"
     if r.lead not in r.agents:
         yield ("lead",), f"unknown agent '{r.lead}'{did_you_mean(r.lead, agents)}"
+    elif r.agents[r.lead].workspace is not None:
+        yield ("agents", r.lead, "workspace"), "the lead works in inbox/: remove this key"
     if r.defaults.model is not None and r.defaults.model not in tiers:
         yield ("defaults", "model"), _unknown("model tier", r.defaults.model, tiers)
     for name, tier in r.models.items():

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from zoo import tasks
+from zoo import leases, tasks
 from zoo.core import Zoo
 from zoo.errors import ModelError, NotFound, UsageError, did_you_mean
 from zoo.models.base import Message, Request, ToolSpec
@@ -174,11 +174,15 @@ def dispatch(
     if not text.strip():
         raise UsageError("the brief is empty")
     route = explicit(zoo.roster, to) if to and to != zoo.roster.lead else None
-    task = tasks.create(
-        zoo.home, title or tasks.title_of(text, "Untitled brief"), text, source=source
-    )
-    zoo.journal.write("task.created", task=task.id, source=source, title=task.title)
-    return task, route_task(zoo, task, route)
+    task_id = tasks.allocate_id(zoo.home)
+    # the lease keeps a running runner from routing the brief too while this does
+    with leases.hold(zoo.home, task_id, zoo.roster.lead, tasks.utc_now()):
+        brief_title = title or tasks.title_of(text, "Untitled brief")
+        task = tasks.create(zoo.home, brief_title, text, source=source, task_id=task_id)
+        zoo.journal.write("task.created", task=task.id, source=source, title=task.title)
+        route = route_task(zoo, task, route)
+    zoo.ledger.flush()
+    return task, route
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,20 @@ threads; one task is only ever in one thread.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo import tasks
+from zoo import leases, tasks
 from zoo.core import Event, Zoo
 from zoo.errors import MaxTurnsExceeded, ModelError, NotFound, TaskFileError
-from zoo.fs import atomic_move, atomic_write
-from zoo.home import INBOX, Home
+from zoo.fs import atomic_move, atomic_write, sweep_tmp
+from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.memory import Entry
 from zoo.models.base import Message, Reply, Request
 from zoo.router import route_task
@@ -44,6 +43,8 @@ class RunReport:
     lines: list[str] = field(default_factory=list)
     """One line per thing that happened, for people watching."""
     seconds: float = 0.0
+    on_line: Callable[[str], None] | None = field(default=None, repr=False)
+    """Called with each line as it happens (a person watching `zoo run`)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -57,6 +58,8 @@ class RunReport:
                 setattr(self, counter, getattr(self, counter) + 1)
             if line is not None:
                 self.lines.append(line)
+                if self.on_line is not None:
+                    self.on_line(line)
             if failure is not None:
                 self.failed.append(failure)
 
@@ -91,11 +94,16 @@ def _holder(state: Any) -> str:
         return "another process"
 
 
-def run_once(zoo: Zoo, *, concurrency: int | None = None) -> RunReport:
+def run_once(
+    zoo: Zoo, *, concurrency: int | None = None, on_line: Callable[[str], None] | None = None
+) -> RunReport:
     """Do all work due now, then return. The caller holds `runner_lock`."""
     started = time.perf_counter()
-    report = RunReport()
+    report = RunReport(on_line=on_line)
     workers = max(1, concurrency or zoo.roster.defaults.concurrency)
+    for folder in (*tasks.active_folders(zoo.home), zoo.home.workspace(DONE),
+                   zoo.home.workspace(ESCALATIONS), zoo.home.root):  # fmt: skip
+        sweep_tmp(folder)
     seen_broken: set[tuple[str, int]] = set()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
         while True:
@@ -124,7 +132,11 @@ def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) 
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
             task = _read(zoo, path, report, seen_broken)
-            if task is None or task.status != "queued":
+            if task is not None and "id" in task.meta:
+                if leases.held_by_other(zoo.home, task.id):
+                    continue  # `zoo dispatch` is routing it right now
+                task = _settle_copies(zoo, task)
+            if task is None or task.status != "queued" or task.path.parent != folder:
                 continue
             if folder.name == INBOX:
                 routed = _route_inbox(zoo, task, report)
@@ -133,6 +145,33 @@ def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) 
             elif _follow_hand_edit(zoo, task, report):
                 due.append(task)
     return due
+
+
+def _settle_copies(zoo: Zoo, task: Task) -> Task | None:
+    """After a crash mid-move a task can be in two folders: keep the newer copy only.
+
+    A move writes the new file before it removes the old one, and a copy only ever
+    grows, so the copy with more steps (then the later `updated`) holds everything.
+    """
+    folders = [*tasks.active_folders(zoo.home), zoo.home.workspace(DONE),
+               zoo.home.workspace(ESCALATIONS)]  # fmt: skip
+    copies = [task]
+    for folder in folders:
+        other = folder / task.path.name
+        if folder != task.path.parent and other.exists():
+            try:
+                copies.append(tasks.read(other))
+            except (NotFound, TaskFileError):
+                continue
+    if len(copies) == 1:
+        return task
+    keep = max(copies, key=lambda t: (t.steps, str(t.meta.get("updated", "")), t.mtime_ns))
+    for copy in copies:
+        if copy is not keep:
+            copy.path.unlink(missing_ok=True)
+            zoo.journal.write("task.copy_removed", task=task.id, path=zoo.home.relative(copy.path),
+                              kept=zoo.home.relative(keep.path))  # fmt: skip
+    return keep
 
 
 def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, int]]) -> Task | None:
@@ -216,7 +255,7 @@ def step(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
     agent = task.agent
     assert agent is not None
     started = utc_now()
-    with _lease(zoo.home, task, agent, started):
+    with leases.hold(zoo.home, task.id, agent, started):
         outcome, texts, events, error = _turn(zoo, task, agent)
     report.add("steps")
     task.meta["steps"] = task.steps + 1
@@ -365,17 +404,3 @@ def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
 
 def _entry_line(entry: Entry) -> str:
     return f"- {entry.text} ({entry.agent}, {entry.task}, {entry.time})"
-
-
-@contextmanager
-def _lease(home: Home, task: Task, agent: str, since: str) -> Iterator[None]:
-    """`.zoo/leases/<id>.json` while an agent works on a task: `zoo status` shows it."""
-    folder = home.state / "leases"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{task.id}.json"
-    doc = {"task": task.id, "agent": agent, "since": since, "pid": os.getpid()}
-    atomic_write(path, json.dumps(doc), durable=False)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)

@@ -291,12 +291,18 @@ def _highest_id(home: Home) -> int:
 
 
 def create(
-    home: Home, title: str, body: str, *, source: str, extra: dict[str, Any] | None = None
+    home: Home,
+    title: str,
+    body: str,
+    *,
+    source: str,
+    extra: dict[str, Any] | None = None,
+    task_id: str | None = None,
 ) -> Task:
     """A new task in the inbox, queued for the router."""
     inbox = home.workspace(INBOX)
     inbox.mkdir(parents=True, exist_ok=True)
-    task_id = allocate_id(home)
+    task_id = task_id or allocate_id(home)
     now = utc_now()
     meta: dict[str, Any] = {
         "id": task_id, "title": title, "status": "queued", "workspace": INBOX,

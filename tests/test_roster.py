@@ -1,0 +1,511 @@
+"""The roster: zoo.yaml loads into dataclasses with defaults, is cached, and every mistake in it
+is one exact `zoo.yaml:LINE: key: problem` line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL_ROSTER, Result, make_home
+from zoo import roster as roster_module
+from zoo.errors import ConfigError
+from zoo.home import Home
+from zoo.roster import Roster, Tier, load_roster
+
+ZooCli = Callable[..., Result]
+
+# SMALL_ROSTER's lines, for reading the expected line numbers below:
+#  5 roo · 6 beaver (9 workspace, 10 routes, 11 handoff, 12 tools) · 13 owl (14 role,
+#  16 workspace, 17 routes, 18 handoff, 20 can_read) · 21 lark (24 routes, 25 tools).
+# Text appended to SMALL_ROSTER starts at line 26.
+
+
+def edited(old: str, new: str) -> str:
+    """SMALL_ROSTER with `old` (which occurs exactly once) replaced by `new`."""
+    assert SMALL_ROSTER.count(old) == 1, old
+    return SMALL_ROSTER.replace(old, new)
+
+
+def bad_home(root: Path, roster_text: str, monkeypatch: pytest.MonkeyPatch) -> Home:
+    """A home with `roster_text` as zoo.yaml; the current folder is its root."""
+    home = make_home(root, roster_text, playbooks=False)
+    monkeypatch.chdir(home.root)
+    return home
+
+
+def error_lines(result: Result) -> list[str]:
+    """The stderr lines of a failed command; it failed cleanly (exit 1, no traceback)."""
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert result.out == ""
+    return result.err.splitlines()
+
+
+# --- loading and defaults ---------------------------------------------------------------------
+
+
+def test_the_example_zoo_loads(example_home: Home) -> None:
+    roster = load_roster(example_home)
+    assert roster.name == "acme"
+    assert roster.lead == "roo"
+    assert list(roster.agents) == ["roo", "beaver", "owl", "lark", "fox", "otter", "badger"]
+    assert list(roster.schedules) == ["weekly-blog", "nightly-deps"]
+    assert roster.models["deep"].fallback == "fast"
+    assert roster.models["fast"].price.output_per_mtok == 5.0
+    assert roster.limits["anthropic"].requests_per_minute == 50
+    assert roster.budget.daily_usd == 25
+    assert roster.git.autocommit is False
+
+
+def test_the_example_zoo_resolves_tiers_and_workspaces(example_home: Home) -> None:
+    roster = load_roster(example_home)
+    assert roster.tier_name("beaver") == "deep"
+    assert roster.tier_name("owl") == "fast"  # defaults.model
+    assert roster.workspace_of("roo") == "inbox"
+    assert roster.workspace_of("beaver") == "dev"
+    assert roster.readable("beaver") == ("dev", "qa", "ops")
+    assert roster.writable("beaver") == ("dev",)
+
+
+def test_the_small_roster_loads_with_defaults(home: Home) -> None:
+    roster = load_roster(home)
+    assert roster.name == "test"
+    assert roster.models == {}
+    assert roster.schedules == {}
+    assert roster.defaults.model is None
+    assert roster.defaults.max_turns == 8
+    assert roster.defaults.max_handoffs == 10
+    assert roster.git.autocommit is False
+    assert roster.agents["owl"].can_read == ("dev",)
+    assert roster.agents["lark"].handoff == ()
+
+
+def test_workspace_defaults_to_the_agents_name(home: Home) -> None:
+    roster = load_roster(home)
+    assert roster.agents["lark"].workspace is None
+    assert roster.workspace_of("lark") == "lark"
+    assert roster.workspace_of("owl") == "qa"
+    assert roster.agents_in("dev") == ["beaver"]
+
+
+def test_the_lead_works_in_the_inbox(home: Home) -> None:
+    roster = load_roster(home)
+    assert roster.workspace_of("roo") == "inbox"
+    assert roster.agents_in("inbox") == ["roo"]
+
+
+def test_tier_name_falls_back_to_defaults_model(tmp_path: Path) -> None:
+    text = edited("    workspace: dev\n", "    workspace: dev\n    model: deep\n")
+    text += "models:\n  fast: {provider: offline}\n  deep: {provider: offline}\n"
+    text += "defaults: {model: fast}\n"
+    roster = load_roster(make_home(tmp_path / "zoo", text))
+    assert roster.tier_name("beaver") == "deep"
+    assert roster.tier_name("owl") == "fast"
+
+
+def test_tier_name_falls_back_to_the_builtin_offline_tier(home: Home) -> None:
+    roster = load_roster(home)
+    assert roster.tier_name("owl") == "offline"
+    assert roster.tier("offline") == Tier(provider="offline", model="offline")
+
+
+def test_an_unknown_tier_is_a_key_error(home: Home) -> None:
+    with pytest.raises(KeyError):
+        load_roster(home).tier("fast")
+
+
+def test_max_turns_of_an_agent_overrides_the_default(tmp_path: Path) -> None:
+    text = edited("    workspace: qa\n", "    workspace: qa\n    max_turns: 3\n")
+    roster = load_roster(make_home(tmp_path / "zoo", text))
+    assert roster.max_turns("owl") == 3
+    assert roster.max_turns("beaver") == 8
+
+
+def test_chain_follows_first_handoff_targets_to_the_end(home: Home) -> None:
+    roster = load_roster(home)
+    assert roster.chain("beaver") == ["beaver", "owl", "lark"]
+    assert roster.chain("lark") == ["lark"]
+    assert roster.chain("roo") == ["roo"]
+
+
+def test_chain_stops_at_a_repeat(tmp_path: Path) -> None:
+    roster = load_roster(make_home(tmp_path / "zoo", edited("[lark]", "[beaver]")))
+    assert roster.chain("beaver") == ["beaver", "owl", "beaver"]
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def test_a_load_writes_the_cache(home: Home) -> None:
+    load_roster(home)
+    doc = json.loads((home.state / "roster.json").read_text(encoding="utf-8"))
+    assert len(doc["sha256"]) == 64
+    assert doc["roster"]["name"] == "test"
+
+
+def test_the_cached_roster_equals_the_validated_one(example_home: Home) -> None:
+    validated = load_roster(example_home)
+    cached = load_roster(example_home)
+    assert cached == validated
+    assert isinstance(cached.agents["beaver"].routes, tuple)
+
+
+def test_a_second_load_does_not_validate_again(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_roster(home)
+
+    def fail(raw: bytes, path: Path) -> Roster:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr("zoo.rostercheck.validate_roster", fail)
+    assert load_roster(home) == first
+
+
+def test_a_second_load_does_not_import_the_validator(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_roster(home)
+    monkeypatch.setitem(sys.modules, "zoo.rostercheck", None)  # importing it now fails
+    assert load_roster(home) == first
+
+
+def test_editing_zoo_yaml_invalidates_the_cache(home: Home) -> None:
+    assert load_roster(home).name == "test"
+    stat = home.roster_path.stat()
+    home.roster_path.write_text(edited("name: test", "name: tost"), encoding="utf-8")
+    os.utime(home.roster_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime
+    assert load_roster(home).name == "tost"
+
+
+def test_another_zoo_version_invalidates_the_cache(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_roster(home)
+    calls: list[Path] = []
+    import zoo.rostercheck
+
+    real = zoo.rostercheck.validate_roster
+
+    def counting(raw: bytes, path: Path) -> Roster:
+        calls.append(path)
+        return real(raw, path)
+
+    monkeypatch.setattr(zoo.rostercheck, "validate_roster", counting)
+    monkeypatch.setattr(roster_module, "__version__", "999.0.0")
+    load_roster(home)
+    assert calls == [home.roster_path]
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [b"", b"\xff not json", b"{", b'{"sha256": 1}', b"{}"],
+    ids=["empty", "binary", "truncated", "wrong-hash", "empty-object"],
+)
+def test_a_corrupt_cache_falls_back_to_validation(home: Home, cache: bytes) -> None:
+    home.ensure_state()
+    (home.state / "roster.json").write_bytes(cache)
+    assert load_roster(home).name == "test"
+    assert json.loads((home.state / "roster.json").read_bytes())["roster"]["name"] == "test"
+
+
+def test_a_cache_with_the_right_hash_but_a_broken_roster_falls_back(home: Home) -> None:
+    load_roster(home)
+    cache = home.state / "roster.json"
+    doc = json.loads(cache.read_bytes())
+    doc["roster"] = {"name": "broken", "unknown_field": 1}
+    cache.write_text(json.dumps(doc), encoding="utf-8")
+    assert load_roster(home).name == "test"
+
+
+@pytest.mark.parametrize("cache", [b"[]", b"null"])
+def test_a_cache_that_is_json_but_not_an_object_falls_back(home: Home, cache: bytes) -> None:
+    home.ensure_state()
+    (home.state / "roster.json").write_bytes(cache)
+    assert load_roster(home).name == "test"
+
+
+def test_a_missing_zoo_yaml_is_a_config_error(tmp_path: Path) -> None:
+    home = Home(tmp_path.resolve())
+    with pytest.raises(ConfigError) as caught:
+        load_roster(home)
+    assert str(caught.value) == f"{home.roster_path}: cannot read: No such file or directory"
+
+
+# --- bad inputs: one exact line each ----------------------------------------------------------
+
+
+def test_unknown_top_level_key_suggests_the_right_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("agents:", "agnets:"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:4: agnets: unknown key (did you mean 'agents'?)",
+        "zoo: zoo.yaml:1: agents: required key is missing",
+    ]
+
+
+def test_status_names_a_misspelt_top_level_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("agents:", "agnets:"), monkeypatch)
+    lines = error_lines(zoo_cli("status", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:4: agnets: unknown key (did you mean 'agents'?)"]
+
+
+def test_unknown_agent_key_suggests_the_right_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("Routes briefs.}", "Routes briefs., modle: fast}")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:5: agents.roo.modle: unknown key (did you mean 'model'?)"]
+
+
+def test_a_wrong_type_names_the_expected_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("    workspace: dev\n", "    workspace: dev\n    max_turns: many\n")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("status", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a valid integer, "
+        "unable to parse string as an integer, got 'many'"
+    ]
+
+
+def test_a_provider_outside_the_list_suggests_the_right_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = SMALL_ROSTER + "models:\n  fast: {provider: antropic, model: claude-haiku-4-5}\n"
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:27: models.fast.provider: expected 'anthropic', 'openai', 'offline' "
+        "or 'auto', got 'antropic' (did you mean 'anthropic'?)"
+    ]
+
+
+def test_a_missing_required_key_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("    role: QA\n", ""), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:13: agents.owl.role: required key is missing"]
+
+
+def test_an_unknown_handoff_target_suggests_an_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("[owl]", "[owll]"), monkeypatch)
+    lines = error_lines(zoo_cli("status", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:11: agents.beaver.handoff: unknown agent 'owll' (did you mean 'owl'?)"
+    ]
+
+
+def test_an_unknown_handoff_target_points_at_its_list_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("handoff: [owl]", "handoff:\n      - owl\n      - owll")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:13: agents.beaver.handoff: unknown agent 'owll' (did you mean 'owl'?)"
+    ]
+
+
+def test_an_unknown_lead_suggests_an_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("lead: roo", "lead: rooo"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:3: lead: unknown agent 'rooo' (did you mean 'roo'?)"]
+
+
+def test_an_unknown_tool_suggests_a_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("tools: [remember, escalate]", "tools: [remember, escalte]")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:25: agents.lark.tools: unknown tool 'escalte' (did you mean 'escalate'?)"
+    ]
+
+
+def test_an_unknown_model_tier_suggests_a_tier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("    workspace: dev\n", "    workspace: dev\n    model: fsat\n")
+    text += "models:\n  fast: {provider: offline}\n"
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:10: agents.beaver.model: unknown model tier 'fsat' (did you mean 'fast'?)"
+    ]
+
+
+def test_a_fallback_to_an_unknown_tier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = SMALL_ROSTER + "models:\n  fast: {provider: offline, fallback: slow}\n"
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:27: models.fast.fallback: unknown model tier 'slow'"]
+
+
+def test_a_duplicate_key_points_at_the_second_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("    workspace: qa\n", "    workspace: qa\n    workspace: dev\n")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:17: agents.owl.workspace: duplicate key"]
+
+
+def test_invalid_yaml_gives_the_parsers_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("    role: QA", "\trole: QA"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:14: invalid YAML: found character that cannot start any token"]
+
+
+def test_an_unclosed_flow_list_is_invalid_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("routes: [test]", "routes: [test"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    # The line where the list opens, not the next one where the parser noticed.
+    assert lines == ["zoo: zoo.yaml:17: invalid YAML: did not find expected ',' or ']'"]
+
+
+@pytest.mark.parametrize("text", ["- roo\n- beaver\n", "", "just words\n"])
+def test_a_zoo_yaml_that_is_not_a_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli, text: str
+) -> None:
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:1: expected a mapping of keys (version, name, agents, ...)"]
+
+
+def test_agents_that_is_a_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = "version: 1\nname: test\nlead: roo\nagents: [roo]\n"
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:4: agents: expected a mapping, got ['roo']"]
+
+
+def test_an_agent_without_a_mapping_does_not_name_internal_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = edited("  roo: {role: Lead, description: Routes briefs.}", "  roo:")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert len(lines) == 1
+    assert lines[0].startswith("zoo: zoo.yaml:5: agents.roo: expected a ")
+    assert "instance of" not in lines[0]
+
+
+@pytest.mark.parametrize("folder", ["done", "inbox", "escalations", "Dev"])
+def test_a_reserved_or_invalid_workspace_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli, folder: str
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("workspace: qa", f"workspace: {folder}"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        f"zoo: zoo.yaml:16: agents.owl.workspace: '{folder}' cannot be a workspace "
+        "(a lower-case name other than inbox, done, escalations)"
+    ]
+
+
+def test_can_read_of_an_unknown_workspace_suggests_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("can_read: [dev]", "can_read: [deev]"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:20: agents.owl.can_read: unknown workspace 'deev' (did you mean 'dev'?)"
+    ]
+
+
+def test_a_schedule_for_an_unknown_agent_suggests_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    text = SMALL_ROSTER + "schedules:\n  nightly: {cron: '0 2 * * *', agent: larc, brief: Go.}\n"
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [
+        "zoo: zoo.yaml:27: schedules.nightly.agent: unknown agent 'larc' (did you mean 'lark'?)"
+    ]
+
+
+def test_version_2_is_not_understood(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("version: 1", "version: 2"), monkeypatch)
+    lines = error_lines(zoo_cli("status", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:1: version: expected 1, got 2"]
+
+
+def test_an_empty_name_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("name: test", "name: ' '"), monkeypatch)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml:2: name: must not be empty"]
+
+
+def test_zoo_yaml_that_is_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", SMALL_ROSTER, monkeypatch)
+    home.roster_path.write_bytes(b"version: 1\nname: \xff\n")
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == ["zoo: zoo.yaml: not UTF-8 text (byte 17)"]
+
+
+def test_the_path_is_absolute_when_outside_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = make_home(tmp_path / "zoo", edited("lead: roo", "lead: rooo"), playbooks=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    lines = error_lines(zoo_cli("check", "--home", str(home.root)))
+    assert lines == [f"zoo: {home.roster_path}:3: lead: unknown agent 'rooo' (did you mean 'roo'?)"]
+
+
+def test_debug_shows_the_traceback_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    home = bad_home(tmp_path / "zoo", edited("lead: roo", "lead: rooo"), monkeypatch)
+    with pytest.raises(ConfigError):
+        zoo_cli("--debug", "status", "--home", str(home.root))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        edited("agents:", "agnets:"),
+        edited("[owl]", "[owll]"),
+        edited("    workspace: qa\n", "    workspace: qa\n    workspace: dev\n"),
+        edited("routes: [test]", "routes: [test"),
+        "- a list\n",
+    ],
+    ids=["pydantic", "reference", "duplicate", "syntax", "not-a-mapping"],
+)
+def test_a_failed_load_never_modifies_zoo_yaml(tmp_path: Path, text: str) -> None:
+    home = make_home(tmp_path / "zoo", text, playbooks=False)
+    before = home.roster_path.read_bytes()
+    with pytest.raises(ConfigError):
+        load_roster(home)
+    assert home.roster_path.read_bytes() == before
+    assert not (home.state / "roster.json").exists()
