@@ -191,6 +191,25 @@ def spread_ms(seconds: Sequence[float]) -> str:
     return f"{q[0] * 1000:.1f}-{q[2] * 1000:.1f}"
 
 
+def install_note() -> str:
+    """Where `zoo` is imported from and how it is installed (editable installs start slower)."""
+    import zoo
+
+    try:
+        from importlib.metadata import distribution
+
+        direct = distribution("zoo-agents").read_text("direct_url.json") or "{}"
+        editable = bool(json.loads(direct).get("dir_info", {}).get("editable"))
+    except (ImportError, OSError, ValueError):
+        editable = False
+    kind = "editable install" if editable else "regular install"
+    load = os.getloadavg()[0]
+    return (
+        f"zoo {zoo.__version__} from {Path(zoo.__file__).parent} ({kind}); "
+        f"{os.cpu_count()} CPUs, load average {load:.2f} (other work skews the figures)"
+    )
+
+
 # --- output -----------------------------------------------------------------------------
 
 
@@ -212,7 +231,10 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        parts = [row[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(row[1:], widths[1:]))]
+        parts = [
+            row[0].ljust(widths[0]),
+            *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)),
+        ]
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)

@@ -26,6 +26,7 @@ from _common import (
     add_done_tasks,
     child_env,
     example_home,
+    install_note,
     median_ms,
     parse_args,
     run_checked,
@@ -129,7 +130,7 @@ def main() -> None:
     args = parse_args(__doc__)
     env = child_env()
     with temp_folder() as root:
-        home = example_home(root / "zoo")
+        home = example_home(root / "home")
         add_done_tasks(home, DONE_TASKS)
         status_args = ["status", "--home", str(home.root)]
         commands = {
@@ -181,13 +182,18 @@ def report(
                                  if zoo_cmd else None}  # fmt: skip
     doc["status_after_roster_change_ms"] = round(cold, 1)
     doc["status_after_roster_change_heavy_imports"] = cold_heavy
+    doc["zoo"] = install_note()
     doc["status_top_imports_ms"] = {name: round(ms, 1) for name, ms in top}
     doc["status_phases_ms"] = {name: round(ms, 2) for name, ms in phases.items()}
-    text = table(
-        f"start-up, median of {RUNS} runs (after {WARMUP} warm-ups), home with "
-        f"{DONE_TASKS:,} done tasks; target <= {TARGET}x floor",
-        ["command", "median ms", "p25-p75 ms", "x floor", "heavy imports", "target"],
-        rows,
+    text = (
+        install_note()
+        + "\n\n"
+        + table(
+            f"start-up, median of {RUNS} runs (after {WARMUP} warm-ups), home with "
+            f"{DONE_TASKS:,} done tasks; target <= {TARGET}x floor",
+            ["command", "median ms", "p25-p75 ms", "x floor", "heavy imports", "target"],
+            rows,
+        )
     )
     text += (
         f"\n\nzoo status right after zoo.yaml changed (validates with pydantic, then caches): "

@@ -54,7 +54,9 @@ def atomic_move(src: Path, dst: Path, data: str | bytes) -> None:
     """Write `data` as `dst` and remove `src`, so the file moves and changes in one step.
 
     The new file is complete and durable before the old one goes. A crash between
-    the two leaves both; readers keep the one with more steps (see tasks.py).
+    the two leaves both; the runner keeps the one with more steps (see runner.py). For
+    the same reason the old folder is not fsynced: an unlink lost to a power cut only
+    brings back an older copy, which that rule removes.
     """
     if src == dst:
         atomic_write(dst, data)
@@ -64,8 +66,6 @@ def atomic_move(src: Path, dst: Path, data: str | bytes) -> None:
     os.replace(tmp, dst)
     fsync_dir(dst.parent)
     src.unlink(missing_ok=True)
-    if src.parent != dst.parent:
-        fsync_dir(src.parent)
 
 
 def create_exclusive(path: Path, data: str | bytes) -> bool:
@@ -84,14 +84,32 @@ def create_exclusive(path: Path, data: str | bytes) -> bool:
 
 def append_durable(path: Path, data: str | bytes) -> int:
     """Append whole lines with one write and an fsync; returns the file's new size."""
+    fd, size = append_unsynced(path, data)
+    sync_and_close(fd)
+    return size
+
+
+def append_unsynced(path: Path, data: str | bytes) -> tuple[int, int]:
+    """Append with one write; returns (open fd, new size) for `sync_and_close`.
+
+    Writers append under a lock and fsync after releasing it, so that concurrent
+    writers share fsyncs (group commit) instead of queueing behind each other's.
+    """
     raw = data.encode() if isinstance(data, str) else data
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         view = memoryview(raw)
         while view:
             view = view[os.write(fd, view) :]
+        return fd, os.fstat(fd).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def sync_and_close(fd: int) -> None:
+    try:
         os.fsync(fd)
-        return os.fstat(fd).st_size
     finally:
         os.close(fd)
 

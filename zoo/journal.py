@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from zoo.fs import append_durable, fsync_dir
+from zoo.fs import append_unsynced, fsync_dir, sync_and_close
 from zoo.home import Home
 
 GENESIS = "0" * 64
@@ -50,7 +50,7 @@ class Journal:
         return self.write_many([(kind, fields)])[-1]
 
     def write_many(self, events: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Append events in order, as one durable write."""
+        """Append events in order, as one write; returns once they are on disk."""
         from filelock import FileLock
 
         with self._lock, FileLock(self._file_lock_path):
@@ -67,11 +67,12 @@ class Journal:
             if not lines:
                 return written
             created = not self.path.exists()
-            size = append_durable(self.path, "\n".join(lines) + "\n")
-            if created:
-                fsync_dir(self.path.parent)
+            fd, size = append_unsynced(self.path, "\n".join(lines) + "\n")
             self._known = (size, prev)
-            return written
+        sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
+        if created:
+            fsync_dir(self.path.parent)
+        return written
 
     def _last_hash(self) -> str:
         try:

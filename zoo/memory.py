@@ -7,12 +7,14 @@ leaves half an entry. Agents read the part of MEMORY.md that bears on their task
 
 from __future__ import annotations
 
+import heapq
+import os
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.fs import append_durable
+from zoo.fs import append_unsynced, sync_and_close
 from zoo.home import Home
 
 HEADING = re.compile(r"^## (\S+) · ([\w-]+) · (\S+)[ \t]*$", re.MULTILINE)
@@ -71,15 +73,37 @@ def append(path: Path, entry: Entry, title: str, lock: Path) -> None:
             prefix = f"# {title}\n"
         except OSError:  # empty file: seek before its start
             prefix = ""
-        append_durable(path, f"{prefix}\n{entry.render()}")
+        fd, _ = append_unsynced(path, f"{prefix}\n{entry.render()}")
+    sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
+
+
+@dataclass
+class _Parsed:
+    """One memory file's entries and a word index, as of `size` bytes of inode `ino`."""
+
+    ino: int
+    size: int
+    tail: bytes
+    entries: list[Entry]
+    index: dict[str, list[int]]
+
+    def add(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            for word in words(entry.text):
+                self.index.setdefault(word, []).append(len(self.entries))
+            self.entries.append(entry)
 
 
 class Memory:
-    """One home's memory files, with MEMORY.md parsed once per change."""
+    """One home's memory files, each parsed once and then read on as it grows.
+
+    Memory files are append-only in practice, so when a file has only grown the new
+    bytes are parsed and added; any other change (a person's edit) parses it anew.
+    """
 
     def __init__(self, home: Home) -> None:
         self.home = home
-        self._cache: dict[Path, tuple[tuple[int, int], list[Entry]]] = {}
+        self._cache: dict[Path, _Parsed] = {}
         self._guard = threading.Lock()
 
     def remember(self, entry: Entry, shared: bool) -> Path:
@@ -89,35 +113,54 @@ class Memory:
         return path
 
     def entries(self, path: Path) -> list[Entry]:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return []
-        key = (st.st_mtime_ns, st.st_size)
+        parsed = self._parsed(path)
         with self._guard:
-            hit = self._cache.get(path)
-            if hit is not None and hit[0] == key:
-                return hit[1]
-        parsed = parse(path.read_text(encoding="utf-8"))
+            return list(parsed.entries)
+
+    def _parsed(self, path: Path) -> _Parsed:
         with self._guard:
-            self._cache[path] = (key, parsed)
-        return parsed
+            try:
+                f = path.open("rb")
+            except FileNotFoundError:
+                return _Parsed(0, 0, b"", [], {})
+            with f:
+                st = os.fstat(f.fileno())
+                hit = self._cache.get(path)
+                if hit is not None and hit.ino == st.st_ino and hit.size == st.st_size:
+                    return hit
+                if hit is not None and hit.ino == st.st_ino and hit.size < st.st_size:
+                    f.seek(max(0, hit.size - len(hit.tail)))
+                    data = f.read(st.st_size - hit.size + len(hit.tail))
+                    if _grow(hit, data):
+                        return hit
+                f.seek(0)
+                data = f.read(st.st_size)
+            parsed = _Parsed(st.st_ino, len(data), data[-64:], [], {})
+            parsed.add(parse(data.decode("utf-8", errors="replace")))
+            self._cache[path] = parsed
+            return parsed
 
     def relevant(self, text: str, limit: int = 8, budget_chars: int = 4000) -> list[Entry]:
         """The MEMORY.md entries that share the most words with `text`, newest first on ties.
 
-        Entries sharing no word are left out, except the newest few, which give context.
+        Entries sharing no word are left out, except the newest two, which give context.
         """
-        entries = self.entries(self.home.memory_path)
-        wanted = words(text)
-        scored = []
-        for age, entry in enumerate(reversed(entries)):
-            overlap = len(wanted & words(entry.text))
-            if overlap or age < 2:
-                scored.append((-overlap, age, entry))
+        parsed = self._parsed(self.home.memory_path)
+        with self._guard:
+            entries = list(parsed.entries)
+            count = len(entries)
+            overlap: dict[int, int] = dict.fromkeys(range(max(0, count - 2), count), 0)
+            common = max(20, count // 4)  # a word in most entries tells none apart
+            for word in words(text):
+                postings = parsed.index.get(word, ())
+                if len(postings) <= common:
+                    for i in postings:
+                        overlap[i] = overlap.get(i, 0) + 1
+        best = heapq.nsmallest(limit, overlap, key=lambda i: (-overlap[i], -i))
         picked: list[Entry] = []
         used = 0
-        for _, _, entry in sorted(scored, key=lambda s: (s[0], s[1])):
+        for i in best:
+            entry = entries[i]
             if len(picked) >= limit or used + len(entry.text) > budget_chars:
                 break
             picked.append(entry)
@@ -134,6 +177,20 @@ class Memory:
             picked.append(entry)
             used += len(entry.text)
         return picked[::-1]
+
+
+def _grow(parsed: _Parsed, data: bytes) -> bool:
+    """Add the entries appended after `parsed`; False if the file changed otherwise."""
+    if not data.startswith(parsed.tail):
+        return False
+    added = data[len(parsed.tail) :].decode("utf-8", errors="replace")
+    first = HEADING.search(added)
+    if first is None or added[: first.start()].strip():
+        return False  # text outside an entry: parse the whole file
+    parsed.size += len(data) - len(parsed.tail)
+    parsed.tail = data[-64:]
+    parsed.add(parse(added))
+    return True
 
 
 def search(entries: list[Entry], query: str) -> list[Entry]:

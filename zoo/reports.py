@@ -14,8 +14,7 @@ from zoo import leases, tasks
 from zoo.errors import TaskFileError
 from zoo.fs import atomic_write
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
-from zoo.journal import read_events
-from zoo.roster import load_roster
+from zoo.roster import Roster, load_roster
 from zoo.tasks import STATUSES, Task
 
 
@@ -44,7 +43,7 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
             reason = str(task.meta.get("escalation") or "escalated")
             needs_person.append({"kind": "escalation", "id": task.id, "title": task.title,
                                  "reason": reason, "agent": task.agent})  # fmt: skip
-    counts["done"] += sum(1 for _ in tasks.task_files(home.workspace(DONE)))
+    counts["done"] += tasks.count(home.workspace(DONE))
     busy: dict[str, int] = {}
     for lease in working.values():
         busy[lease["agent"]] = busy.get(lease["agent"], 0) + 1
@@ -60,7 +59,7 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
         "tasks": counts,
         "working": sorted(working.values(), key=lambda w: str(w.get("since"))),
         "needs_person": needs_person,
-        "schedules": schedules(home, now),
+        "schedules": schedules(roster, home, now),
         "spend": spend_today(home, roster.budget.daily_usd, now),
         "broken": broken,
     }
@@ -76,8 +75,7 @@ def _try_read(path: Any, broken: list[str]) -> Task | None:
     return None
 
 
-def schedules(home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
-    roster = load_roster(home)
+def schedules(roster: Roster, home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     cache = _NextRuns(home)
     out = []
@@ -145,6 +143,8 @@ def spend_today(home: Home, budget: float | None, now: datetime | None = None) -
 
 
 def show(home: Home, task_id: str) -> dict[str, Any]:
+    from zoo.journal import read_events
+
     task = tasks.find(home, task_id)
     events = [e for e in read_events(home.journal_path) if e.get("task") == task.id]
     return {

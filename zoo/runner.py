@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,21 +105,22 @@ def run_once(
                    zoo.home.workspace(ESCALATIONS), zoo.home.root):  # fmt: skip
         sweep_tmp(folder)
     seen_broken: set[tuple[str, int]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
-        while True:
-            due = collect_due(zoo, report, seen_broken)
-            if not due:
-                break
-            running: dict[Future[Task | None], str] = {
-                pool.submit(step, zoo, task, report): task.id for task in due
-            }
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    running.pop(future)
-                    nxt = future.result()
-                    if nxt is not None:
-                        running[pool.submit(step, zoo, nxt, report)] = nxt.id
+    held = leases.RunnerLeases(zoo.home)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
+            while True:
+                due = collect_due(zoo, report, seen_broken)
+                if not due:
+                    break
+                running = {pool.submit(step, zoo, task, report, held) for task in due}
+                while running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        nxt = future.result()
+                        if nxt is not None:
+                            running.add(pool.submit(step, zoo, nxt, report, held))
+    finally:
+        held.close()
     zoo.ledger.flush()
     report.seconds = time.perf_counter() - started
     return report
@@ -250,12 +251,12 @@ def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
 # --- one agent turn -------------------------------------------------------------------
 
 
-def step(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
+def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> Task | None:
     """One agent turn on `task`; the task if it is now queued for another agent."""
     agent = task.agent
     assert agent is not None
     started = utc_now()
-    with leases.hold(zoo.home, task.id, agent, started):
+    with held.hold(task.id, agent, started):
         outcome, texts, events, error = _turn(zoo, task, agent)
     report.add("steps")
     task.meta["steps"] = task.steps + 1

@@ -223,6 +223,15 @@ def task_files(folder: Path) -> Iterator[Path]:
             yield folder / name
 
 
+def count(folder: Path) -> int:
+    """How many task files a folder holds (cheap: `zoo status` counts done/ this way)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if TASK_NAME.match(e.name))
+    except FileNotFoundError:
+        return 0
+
+
 def briefs(inbox: Path) -> Iterator[Path]:
     """Every markdown file in the inbox, task-named or dropped there by a person."""
     try:
