@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,22 @@ def test_help_and_status_import_no_heavy_module(home: Home) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(home.root)], capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_status_shows_work_in_progress_from_live_leases(home: Home, zoo_cli: ZooCli) -> None:
+    from zoo.leases import RunnerLeases
+
+    zoo_cli("dispatch", "Fix the login bug", "--home", str(home.root))
+    held = RunnerLeases(home)
+    try:
+        with held.hold("T-0001", "beaver", "2026-11-24T10:00:00Z"):
+            doc = json.loads(zoo_cli("status", "--json", "--home", str(home.root)).out)
+    finally:
+        held.close()
+    assert doc["working"] == [{"task": "T-0001", "agent": "beaver",
+                               "since": "2026-11-24T10:00:00Z", "pid": os.getpid()}]  # fmt: skip
+    assert doc["tasks"]["working"] == 1 and doc["tasks"]["queued"] == 0
+    beaver = next(a for a in doc["agents"] if a["name"] == "beaver")
+    assert (beaver["queued"], beaver["working"]) == (0, 1)
+    after = json.loads(zoo_cli("status", "--json", "--home", str(home.root)).out)
+    assert after["working"] == [] and after["tasks"]["queued"] == 1

@@ -70,3 +70,18 @@ def test_search_matches_every_word_in_any_case() -> None:
     assert [e.agent for e in search(entries, "jwt")] == ["beaver", "owl"]
     assert [e.agent for e in search(entries, "jwt flaky")] == ["owl"]
     assert [e.agent for e in search(entries, "beaver")] == ["beaver"]
+
+
+def test_growth_is_read_incrementally_and_a_hand_edit_anew(home: Home) -> None:
+    reader, writer = Memory(home), Memory(home)
+    writer.remember(Entry("2026-11-24T10:00:00Z", "owl", "T-0001", "first note"), True)
+    assert [e.text for e in reader.entries(home.memory_path)] == ["first note"]
+    writer.remember(Entry("2026-11-24T10:01:00Z", "owl", "T-0002", "second note"), True)
+    assert [e.text for e in reader.entries(home.memory_path)] == ["first note", "second note"]
+    assert [e.text for e in reader.relevant("second")][0] == "second note"
+    edited = home.memory_path.read_text(encoding="utf-8").replace("first note", "edited note")
+    home.memory_path.write_text(edited, encoding="utf-8")
+    assert [e.text for e in reader.entries(home.memory_path)] == ["edited note", "second note"]
+    with home.memory_path.open("a", encoding="utf-8") as f:
+        f.write("a line a person added outside any entry\n")
+    assert reader.entries(home.memory_path)[-1].text.endswith("outside any entry")
