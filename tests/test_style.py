@@ -32,3 +32,12 @@ def test_readme_lists_every_command() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `zoo (\w+)", readme, re.MULTILINE))
     assert commands == documented
+
+
+mypy = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
+
+
+@pytest.mark.skipif(mypy is None, reason="mypy is installed with the test extras")
+def test_mypy_is_clean() -> None:
+    result = subprocess.run([str(mypy)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -114,10 +114,6 @@ def sync_and_close(fd: int) -> None:
         os.close(fd)
 
 
-def read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
 def sweep_tmp(folder: Path) -> int:
     """Remove temporary files left by processes that died mid-write; returns how many."""
     removed = 0

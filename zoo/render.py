@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def as_json(doc: Any) -> None:
@@ -57,7 +57,7 @@ def status(doc: dict[str, Any]) -> None:
     )
 
 
-def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = (), indent: str = "") -> None:
+def table(rows: Sequence[Sequence[str]], right: tuple[int, ...] = (), indent: str = "") -> None:
     """Aligned columns, plain text (fast: `zoo status` must start quickly)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
