@@ -32,33 +32,7 @@ PYTHON = Path(sys.executable)
 ZOO = PYTHON.parent / "zoo"
 """The venv's `zoo` console script."""
 
-SMALL_ROSTER = """\
-version: 1
-name: bench
-lead: roo
-agents:
-  roo: {role: Lead, description: Routes briefs.}
-  beaver:
-    role: Developer
-    description: Writes code.
-    workspace: dev
-    routes: [bug, code]
-    handoff: [owl]
-    tools: [read_file, write_file, list_files, remember, handoff, escalate]
-  owl:
-    role: QA
-    description: Tests code.
-    workspace: qa
-    routes: [test]
-    handoff: [lark]
-    tools: [remember, handoff, escalate]
-    can_read: [dev]
-  lark:
-    role: Writer
-    description: Writes release notes and blog posts.
-    routes: [blog]
-    tools: [remember, escalate]
-"""
+SMALL_ROSTER = (REPO / "tests" / "small-roster.yaml").read_text(encoding="utf-8")
 """The 3-agent chain of tests/conftest.py: roo routes, beaver -> owl -> lark."""
 
 _UNSET = ("PYTHONDONTWRITEBYTECODE", "ZOO_HOME", "ZOO_DEBUG", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")

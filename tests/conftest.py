@@ -17,33 +17,8 @@ from zoo.models.scripted import ScriptedModel
 
 REPO = Path(__file__).resolve().parent.parent
 
-SMALL_ROSTER = """\
-version: 1
-name: test
-lead: roo
-agents:
-  roo: {role: Lead, description: Routes briefs.}
-  beaver:
-    role: Developer
-    description: Writes code.
-    workspace: dev
-    routes: [bug, code]
-    handoff: [owl]
-    tools: [read_file, write_file, list_files, remember, handoff, escalate]
-  owl:
-    role: QA
-    description: Tests code.
-    workspace: qa
-    routes: [test]
-    handoff: [lark]
-    tools: [remember, handoff, escalate]
-    can_read: [dev]
-  lark:
-    role: Writer
-    description: Writes release notes and blog posts.
-    routes: [blog]
-    tools: [remember, escalate]
-"""
+SMALL_ROSTER = (REPO / "tests" / "small-roster.yaml").read_text(encoding="utf-8")
+"""The test team, shared with bench/: roo routes, beaver -> owl -> lark."""
 
 
 @pytest.fixture(autouse=True)

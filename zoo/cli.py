@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -17,6 +17,9 @@ import typer
 from zoo import __version__
 from zoo.errors import ExitStatus, UsageError, ZooError
 from zoo.home import Home, find_home
+
+if TYPE_CHECKING:
+    from zoo.core import Zoo
 
 app = typer.Typer(
     name="zoo",
@@ -217,25 +220,21 @@ def run(
         raise typer.Exit(ExitStatus.ERROR)
 
 
-def _announce_models(zoo: object) -> None:
+def _announce_models(zoo: Zoo) -> None:
     from zoo import render
-    from zoo.core import Zoo
 
-    assert isinstance(zoo, Zoo)
     for tier in sorted({zoo.roster.tier_name(a) for a in zoo.roster.agents}):
         resolved = zoo.models.resolved(tier)
         render.line(f"tier {tier}: {resolved.provider} ({resolved.why})")
 
 
-def _run_forever(zoo: object, interval: float) -> None:
+def _run_forever(zoo: Zoo, interval: float) -> None:
     """Poll for due work until Ctrl-C. The file watcher replaces polling in a later version."""
     import time
 
     from zoo import render
-    from zoo.core import Zoo
     from zoo.runner import run_once
 
-    assert isinstance(zoo, Zoo)
     render.line(
         f"zoo runner on {zoo.home.root}: looking for work every {interval:g}s (Ctrl-C stops)"
     )

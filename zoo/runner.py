@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from zoo import leases, tasks
@@ -129,14 +130,16 @@ def run_once(
 def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
     """Route the inbox, follow hand edits, and return every task queued for an agent."""
     due: list[Task] = []
-    for folder in tasks.active_folders(zoo.home):
+    active = tasks.active_folders(zoo.home)
+    everywhere = [*active, zoo.home.workspace(DONE), zoo.home.workspace(ESCALATIONS)]
+    for folder in active:
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
             task = _read(zoo, path, report, seen_broken)
             if task is not None and "id" in task.meta:
                 if leases.held_by_other(zoo.home, task.id):
                     continue  # `zoo dispatch` is routing it right now
-                task = _settle_copies(zoo, task)
+                task = _settle_copies(zoo, task, everywhere)
             if task is None or task.status != "queued" or task.path.parent != folder:
                 continue
             if folder.name == INBOX:
@@ -148,14 +151,12 @@ def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) 
     return due
 
 
-def _settle_copies(zoo: Zoo, task: Task) -> Task | None:
+def _settle_copies(zoo: Zoo, task: Task, folders: list[Path]) -> Task | None:
     """After a crash mid-move a task can be in two folders: keep the newer copy only.
 
     A move writes the new file before it removes the old one, and a copy only ever
     grows, so the copy with more steps (then the later `updated`) holds everything.
     """
-    folders = [*tasks.active_folders(zoo.home), zoo.home.workspace(DONE),
-               zoo.home.workspace(ESCALATIONS)]  # fmt: skip
     copies = [task]
     for folder in folders:
         other = folder / task.path.name
