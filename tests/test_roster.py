@@ -509,3 +509,38 @@ def test_a_failed_load_never_modifies_zoo_yaml(tmp_path: Path, text: str) -> Non
         load_roster(home)
     assert home.roster_path.read_bytes() == before
     assert not (home.state / "roster.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "    tools: [remember, escalate]\n",
+            "    tools: [remember, escalate]\n    approval: [write_file]\n",
+            "zoo.yaml:26: agents.lark.approval: 'write_file' is not in this agent's tools",
+        ),
+        (
+            "    tools: [remember, escalate]\n",
+            "    tools: [remember, escalate]\n    approval: [escalate]\n",
+            "zoo.yaml:26: agents.lark.approval: 'escalate' cannot wait for approval "
+            "(one of read_file, write_file, list_files, run, remember)",
+        ),
+        (
+            "    tools: [remember, escalate]\n",
+            "    tools: [remember, escalate]\n    commands: [pytest]\n",
+            "zoo.yaml:26: agents.lark.commands: commands are for the run tool, which is not in "
+            "tools",
+        ),
+        (
+            "    tools: [remember, escalate]\n",
+            "    tools: [run]\n    commands: ['git \"status']\n",
+            "zoo.yaml:26: agents.lark.commands: cannot split 'git \"status': No closing quotation",
+        ),
+    ],
+)
+def test_approval_and_commands_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli, old: str, new: str,
+    expected: str,
+) -> None:  # fmt: skip
+    home = bad_home(tmp_path / "zoo", edited(old, new), monkeypatch)
+    assert error_lines(zoo_cli("check", "--home", str(home.root))) == [f"zoo: {expected}"]

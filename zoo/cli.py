@@ -19,6 +19,7 @@ from zoo.errors import ExitStatus, UsageError, ZooError
 from zoo.home import Home, find_home
 
 if TYPE_CHECKING:
+    from zoo import approvals
     from zoo.core import Zoo
 
 app = typer.Typer(
@@ -275,6 +276,78 @@ def show(
         render.as_json(doc)
     else:
         render.show(doc)
+
+
+ApprovalId = Annotated[
+    str, typer.Argument(metavar="ID", help="An approval id (A-0001), or a task id (T-0042).")
+]
+
+
+@app.command("approvals")
+def approvals_(
+    approval_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Show this approval's whole action.")
+    ] = None,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The approval queue: actions that wait for a person (with ID: all of one)."""
+    from zoo import approvals, render
+
+    zoo_home = _home(home)
+    if approval_id is not None:
+        approval = approvals.find(zoo_home, approval_id)
+        if json_out:
+            render.as_json(approval.document())
+        else:
+            render.approval(approval.document())
+        return
+    waiting = [a.document() for a in approvals.pending(zoo_home)]
+    if json_out:
+        render.as_json(waiting)
+    else:
+        render.approvals(waiting)
+
+
+@app.command()
+def approve(approval_id: ApprovalId, home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Run the action an approval previews, once; its task goes back to its agent."""
+    from zoo import approvals
+    from zoo.core import Zoo
+
+    decision = approvals.approve(Zoo.open(_home(home)), approval_id)
+    _decided(decision, json_out)
+    if decision.failed:
+        raise typer.Exit(ExitStatus.ERROR)
+
+
+@app.command()
+def deny(
+    approval_id: ApprovalId,
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why; the agent reads it.")
+    ] = None,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Refuse the action an approval previews; its task goes back to its agent."""
+    from zoo import approvals
+    from zoo.core import Zoo
+
+    _decided(approvals.deny(Zoo.open(_home(home)), approval_id, reason=reason), json_out)
+
+
+def _decided(decision: approvals.Decision, json_out: bool) -> None:
+    from zoo import render
+
+    a = decision.approval
+    if json_out:
+        render.as_json({**a.document(), "failed": decision.failed})
+        return
+    render.line(f"{a.id} {a.status}: {a.preview} ({decision.task}, {a.agent})")
+    if decision.result is not None:
+        render.line(decision.result)
+    render.line(f"{decision.task} is queued for {decision.agent} again")
 
 
 @app.command()

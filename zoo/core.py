@@ -1,6 +1,6 @@
 """`Zoo`: one open home (roster, journal, memory, models) and the moves a task makes.
 
-Every change of a task's hands goes through `assign`, `escalate` or `finish` here, so
+Every change of a task's hands goes through `assign`, `wait`, `escalate` or `finish`, so
 that the file move, the front matter and the journal event always agree. `before` are
 events of the same step, written with the move's own event in one durable append.
 """
@@ -61,6 +61,7 @@ class Zoo:
         workspace = self.roster.workspace_of(agent)
         task.meta.update(status="queued", agent=agent, workspace=workspace)
         task.meta.pop("escalation", None)
+        task.meta.pop("approval", None)
         tasks.save(task, self.home.workspace(workspace))
         fields = {"task": task.id, "agent": agent, "workspace": workspace, **(extra or {})}
         self.journal.write_many([*before, (event, fields)])
@@ -80,6 +81,13 @@ class Zoo:
         fields = {"task": task.id, "agent": task.agent, "by": by, "reason": reason,
                   "failed": failed or None}  # fmt: skip
         self.journal.write_many([*before, ("task.escalated", fields)])
+
+    def wait(self, task: Task, approval: str, *, before: Sequence[Event] = ()) -> None:
+        """Park `task` in its folder until a person decides on `approval`."""
+        task.meta.update(status="waiting-approval", approval=approval)
+        tasks.save(task)
+        fields = {"task": task.id, "agent": task.agent, "approval": approval}
+        self.journal.write_many([*before, ("task.waiting", fields)])
 
     def finish(self, task: Task, *, before: Sequence[Event] = ()) -> None:
         task.meta.update(status="done", workspace=DONE)

@@ -81,6 +81,14 @@ class MaxTurnsExceeded(ModelBehaviorError):
     """An agent turn used up `max_turns` model calls without finishing."""
 
 
+class ToolRefused(Exception):
+    """A tool call that did not run: the model's fault or the policy's refusal.
+
+    Not a `ZooError`: it never reaches a person as an error. Its message goes back to the
+    model as a tool error and into the journal.
+    """
+
+
 class ScriptError(AssertionError):
     """A scripted test model was used other than its script says (a failing test)."""
 

@@ -27,9 +27,7 @@ def _write_tmp(target: Path, data: bytes, durable: bool) -> Path:
     tmp = target.with_name(f".{target.name}.{os.getpid()}{TMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     finally:
@@ -96,15 +94,19 @@ def append_unsynced(path: Path, data: str | bytes) -> tuple[int, int]:
     writers share fsyncs (group commit) instead of queueing behind each other's.
     """
     raw = data.encode() if isinstance(data, str) else data
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
     try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, raw)
         return fd, os.fstat(fd).st_size
     except BaseException:
         os.close(fd)
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def sync_and_close(fd: int) -> None:

@@ -49,8 +49,14 @@ class Journal:
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         return self.write_many([(kind, fields)])[-1]
 
-    def write_many(self, events: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Append events in order, as one write; returns once they are on disk."""
+    def write_many(
+        self, events: Iterable[tuple[str, dict[str, Any]]], *, durable: bool = True
+    ) -> list[dict[str, Any]]:
+        """Append events in order, as one write; returns once they are on disk.
+
+        `durable=False` skips the fsync: the events survive a crash of this process (they
+        are in the kernel's page cache) but not a power cut until the next durable write.
+        """
         from filelock import FileLock
 
         with self._lock, FileLock(self._file_lock_path):
@@ -69,7 +75,10 @@ class Journal:
             created = not self.path.exists()
             fd, size = append_unsynced(self.path, "\n".join(lines) + "\n")
             self._known = (size, prev)
-        sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
+        if durable:
+            sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
+        else:
+            os.close(fd)
         if created:
             fsync_dir(self.path.parent)
         return written

@@ -3,6 +3,7 @@
 An entry is a `## <time> · <agent> · <task>` heading and the note below it, appended
 in one durable write under a lock, so two writers never interleave and a crash never
 leaves half an entry. Agents read the part of MEMORY.md that bears on their task.
+Memory files are opened without following links: they load only from inside the home.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.fs import append_unsynced, sync_and_close
+from zoo.confine import open_in_home
+from zoo.fs import sync_and_close, write_all
 from zoo.home import Home
 
 HEADING = re.compile(r"^## (\S+) · ([\w-]+) · (\S+)[ \t]*$", re.MULTILINE)
@@ -60,20 +62,26 @@ def _lock_for(path: Path) -> threading.Lock:
         return _locks.setdefault(path, threading.Lock())
 
 
-def append(path: Path, entry: Entry, title: str, lock: Path) -> None:
-    """Append `entry` durably under the file lock `lock`; a new file starts with `# title`."""
+def append(root: Path, rel: str, entry: Entry, title: str, lock: Path) -> None:
+    """Append `entry` to `root/rel` durably under the file lock `lock`.
+
+    A new file starts with `# title`. The file is opened without following links, so a
+    memory file that is a link out of the home is refused (`ConfinementError`).
+    """
     from filelock import FileLock
 
-    with _lock_for(path), FileLock(lock):
+    with _lock_for(root / rel), FileLock(lock):
+        fd = open_in_home(root, rel, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
-            with path.open("rb") as f:
-                f.seek(-1, 2)
-                prefix = "" if f.read(1) == b"\n" else "\n"
-        except FileNotFoundError:
-            prefix = f"# {title}\n"
-        except OSError:  # empty file: seek before its start
-            prefix = ""
-        fd, _ = append_unsynced(path, f"{prefix}\n{entry.render()}")
+            size = os.fstat(fd).st_size
+            if size == 0:
+                prefix = f"# {title}\n"
+            else:
+                prefix = "" if os.pread(fd, 1, size - 1) == b"\n" else "\n"
+            write_all(fd, f"{prefix}\n{entry.render()}".encode())
+        except BaseException:
+            os.close(fd)
+            raise
     sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
 
 
@@ -109,7 +117,8 @@ class Memory:
     def remember(self, entry: Entry, shared: bool) -> Path:
         path = self.home.memory_path if shared else self.home.agent_memory(entry.agent)
         title = "MEMORY" if shared else f"{entry.agent} · memory"
-        append(path, entry, title, self.home.ensure_state() / f"{path.name}.lock")
+        rel = self.home.relative(path)
+        append(self.home.root, rel, entry, title, self.home.ensure_state() / f"{path.name}.lock")
         return path
 
     def entries(self, path: Path) -> list[Entry]:
@@ -120,10 +129,10 @@ class Memory:
     def _parsed(self, path: Path) -> _Parsed:
         with self._guard:
             try:
-                f = path.open("rb")
+                fd = open_in_home(self.home.root, self.home.relative(path))
             except FileNotFoundError:
                 return _Parsed(0, 0, b"", [], {})
-            with f:
+            with os.fdopen(fd, "rb") as f:
                 st = os.fstat(f.fileno())
                 hit = self._cache.get(path)
                 if hit is not None and hit.ino == st.st_ino and hit.size == st.st_size:

@@ -42,7 +42,8 @@ def status(doc: dict[str, Any]) -> None:
     if doc["needs_person"]:
         out.print("\n[bold]needs a person[/]")
         for item in doc["needs_person"]:
-            line(f"  {item['id']}  {item['title']} · {item['reason']}")
+            task = f"{item['task']} " if item.get("task") else ""
+            line(f"  {item['id']}  {task}{item['title']} · {item['reason']}")
     for problem in doc["broken"]:
         line(f"broken: {problem}")
     if doc["schedules"]:
@@ -84,6 +85,35 @@ def show(doc: dict[str, Any]) -> None:
         out.print("\n[bold]history[/]")
         for event in doc["events"]:
             event_line(event)
+
+
+def approvals(waiting: list[dict[str, Any]]) -> None:
+    if not waiting:
+        line("no approvals waiting")
+        return
+    rows = [("id", "task", "agent", "action", "requested")]
+    rows += [(a["id"], a["task"], a["agent"], a["preview"], a["requested"]) for a in waiting]
+    table(rows)
+    line("\n'zoo approvals ID' shows all of one; 'zoo approve ID' runs it, 'zoo deny ID' refuses")
+
+
+def approval(a: dict[str, Any]) -> None:
+    out.print(f"[bold]{a['id']}[/] {a['status']} · {a['task']} · {a['agent']} · {a['tool']}")
+    line(f"  {a['preview']}")
+    line(f"  why: {a['why']}")
+    line(f"  requested {a['requested']}, action sha256 {a['hash'][:16]}")
+    if a.get("decided"):
+        reason = f": {a['reason']}" if a.get("reason") else ""
+        line(f"  {a['status']} by {a['by']} at {a['decided']}{reason}")
+    line("")
+    args = a["arguments"]
+    if a["tool"] == "write_file":
+        line(f"--- {args['path']} ---")
+        line(args["content"])
+    else:
+        line(json.dumps(args, indent=2, ensure_ascii=False))
+    if a.get("result"):
+        line(f"\nresult:\n{a['result']}")
 
 
 _HIDDEN = {"ts", "event", "prev", "hash", "task"}

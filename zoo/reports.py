@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from zoo import leases, tasks
+from zoo.approvals import pending
 from zoo.errors import TaskFileError
 from zoo.fs import atomic_write
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
@@ -24,12 +25,15 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
     counts = dict.fromkeys(STATUSES, 0)
     queued: dict[str, int] = {}
     broken: list[str] = []
+    titles: dict[str, str] = {}
     for folder in tasks.active_folders(home):
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
             task = _try_read(path, broken)
             if task is None:
                 continue
+            if "id" in task.meta:
+                titles[task.id] = task.title
             state = "working" if task.meta.get("id") in working else task.status
             counts[state] = counts.get(state, 0) + 1
             if state == "queued":
@@ -43,6 +47,11 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
             reason = str(task.meta.get("escalation") or "escalated")
             needs_person.append({"kind": "escalation", "id": task.id, "title": task.title,
                                  "reason": reason, "agent": task.agent})  # fmt: skip
+    for approval in pending(home):
+        needs_person.append({"kind": "approval", "id": approval.id, "task": approval.task,
+                             "title": titles.get(approval.task, approval.task),
+                             "reason": f"approve? {approval.preview} ({approval.why})",
+                             "agent": approval.agent})  # fmt: skip
     counts["done"] += tasks.count(home.workspace(DONE))
     busy: dict[str, int] = {}
     for lease in working.values():

@@ -24,8 +24,10 @@ from zoo.fs import atomic_write
 from zoo.home import INBOX, Home
 
 Provider = Literal["anthropic", "openai", "offline", "auto"]
-TOOLS = ("read_file", "write_file", "list_files", "remember", "handoff", "escalate")
-"""Tools an agent may be given (DESIGN §2); `run` and approvals arrive with permissions."""
+TOOLS = ("read_file", "write_file", "list_files", "run", "remember", "handoff", "escalate")
+"""Tools an agent may be given (DESIGN §2)."""
+GATEABLE = ("read_file", "write_file", "list_files", "run", "remember")
+"""Tools that may be put under `approval:`: those that act on files, commands or memory."""
 OFFLINE_TIER = "offline"
 """A tier every roster has, even when `models:` does not name it: the built-in offline model."""
 
@@ -115,6 +117,11 @@ class Agent:
     """Other workspaces it may read; its own is always readable."""
     can_write: tuple[str, ...] = ()
     """Workspaces it may write; its own only when unset."""
+    commands: tuple[str, ...] = ()
+    """What `run` may start without asking: a program (`pytest`) or a program and its first
+    arguments (`git status`). Any other command waits for a person's approval."""
+    approval: tuple[str, ...] = ()
+    """Tools whose every call waits for a person's approval."""
     max_turns: int | None = None
 
 

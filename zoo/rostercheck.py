@@ -7,6 +7,7 @@ Every problem is a `ConfigError` reading `zoo.yaml:LINE: key.path: what is wrong
 from __future__ import annotations
 
 import re
+import shlex
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 
 from zoo.errors import ConfigError, did_you_mean
 from zoo.home import DONE, ESCALATIONS, INBOX
-from zoo.roster import OFFLINE_TIER, TOOLS, Roster
+from zoo.roster import GATEABLE, OFFLINE_TIER, TOOLS, Agent, Roster
 
 Loc = tuple[str | int, ...]
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -204,6 +205,7 @@ def _agent_problems(r: Roster, tiers: list[str]) -> Iterator[tuple[Loc, str]]:
         for i, tool in enumerate(agent.tools):
             if tool not in TOOLS:
                 yield (*at, "tools", i), _unknown("tool", tool, TOOLS)
+        yield from _permission_problems(name, agent)
         for key in ("can_read", "can_write"):
             for i, ws_name in enumerate(getattr(agent, key)):
                 if ws_name not in workspaces:
@@ -211,6 +213,26 @@ def _agent_problems(r: Roster, tiers: list[str]) -> Iterator[tuple[Loc, str]]:
         for i, word in enumerate(agent.routes):
             if not word.strip():
                 yield (*at, "routes", i), "a route must not be empty"
+
+
+def _permission_problems(name: str, agent: Agent) -> Iterator[tuple[Loc, str]]:
+    at: Loc = ("agents", name)
+    for i, tool in enumerate(agent.approval):
+        if tool not in GATEABLE:
+            gateable = ", ".join(GATEABLE)
+            yield (*at, "approval", i), f"'{tool}' cannot wait for approval (one of {gateable})"
+        elif tool not in agent.tools:
+            yield (*at, "approval", i), f"'{tool}' is not in this agent's tools"
+    if agent.commands and "run" not in agent.tools:
+        yield (*at, "commands"), "commands are for the run tool, which is not in tools"
+    for i, command in enumerate(agent.commands):
+        try:
+            words = shlex.split(command)
+        except ValueError as e:
+            yield (*at, "commands", i), f"cannot split {command!r}: {e}"
+            continue
+        if not words:
+            yield (*at, "commands", i), "a command must not be empty"
 
 
 def _unknown(what: str, value: str, choices: typing.Iterable[str]) -> str:

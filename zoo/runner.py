@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import leases, tasks
+from zoo import approvals, leases, tasks
+from zoo.confine import ConfinementError, read_in_home
 from zoo.core import Event, Zoo
 from zoo.errors import MaxTurnsExceeded, ModelError, NotFound, TaskFileError
 from zoo.fs import atomic_move, atomic_write, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.memory import Entry
-from zoo.models.base import Message, Reply, Request
+from zoo.models.base import Message, Reply, Request, ToolCall
 from zoo.router import route_task
 from zoo.tasks import Task, utc_now
-from zoo.tools import Outcome, ToolContext, ToolRefused, execute, specs
+from zoo.tools import NeedsApproval, Outcome, ToolContext, ToolRefused, execute, specs
 
 
 @dataclass
@@ -39,6 +40,8 @@ class RunReport:
     handoffs: int = 0
     done: int = 0
     escalated: int = 0
+    waiting: int = 0
+    """Tasks now waiting for a person's approval."""
     failed: list[str] = field(default_factory=list)
     """One line per failure: model errors, broken task files, max_turns."""
     lines: list[str] = field(default_factory=list)
@@ -273,6 +276,10 @@ def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> 
 def _after_turn(
     zoo: Zoo, task: Task, agent: str, outcome: Outcome, events: list[Event], report: RunReport
 ) -> Task | None:
+    if outcome.waiting is not None and outcome.escalation is None:
+        zoo.wait(task, outcome.waiting, before=events)
+        report.add("waiting", f"{task.id} {agent} waits for approval {outcome.waiting}")
+        return None
     if outcome.escalation is not None:
         zoo.escalate(task, outcome.escalation, by=agent, before=events)
         report.add("escalated", f"{task.id} {agent} escalated: {outcome.escalation}")
@@ -297,41 +304,64 @@ def _after_turn(
     return task
 
 
+class _Events:
+    """The events of one step, in order. Those up to each tool call are written as the call
+    happens (so every tool execution has its event even if the step dies), the rest with
+    the step's final move, durably."""
+
+    def __init__(self, zoo: Zoo) -> None:
+        self.journal = zoo.journal
+        self.pending: list[Event] = []
+
+    def add(self, kind: str, fields: dict[str, Any]) -> None:
+        self.pending.append((kind, fields))
+
+    def flush(self) -> None:
+        """Write what is pending now, without waiting for the disk (the step's end does)."""
+        if self.pending:
+            self.journal.write_many(self.pending, durable=False)
+            self.pending = []
+
+
 def _turn(zoo: Zoo, task: Task, agent: str) -> tuple[Outcome, list[str], list[Event], str | None]:
-    """The model/tool loop of one turn: (outcome, texts, events, error or None)."""
+    """The model/tool loop of one turn: (outcome, texts, events not yet written, error)."""
     roster = zoo.roster
-    ctx = ToolContext(zoo.home, roster, agent, task.id, zoo.memory)
+    ctx = ToolContext(zoo.home, roster, agent, task.id, zoo.memory, env=dict(zoo.models.env))
     tier = roster.tier_name(agent)
-    base = Request(
-        system=system_prompt(zoo, agent, task),
-        messages=(),
-        tools=specs(roster, agent),
-        meta={"agent": agent, "task": task.id, "purpose": "turn"},
-    )
-    messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
+    events = _Events(zoo)
+    events.add("step.started", {"task": task.id, "agent": agent, "tier": tier})
     texts: list[str] = []
-    events: list[Event] = [("step.started", {"task": task.id, "agent": agent, "tier": tier})]
     limit = roster.max_turns(agent)
     try:
+        base = Request(
+            system=system_prompt(zoo, agent, task),
+            messages=(),
+            tools=specs(roster, agent),
+            meta={"agent": agent, "task": task.id, "purpose": "turn"},
+        )
+        messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
         model = zoo.models.for_tier(tier)
         for _ in range(limit):
             reply = model.complete(_with(base, messages))
             usd = zoo.spent(agent, tier, reply.usage)
-            events.append(("model.reply", {**_reply_fields(task, agent, tier, reply), "usd": usd}))
+            events.add("model.reply", {**_reply_fields(task, agent, tier, reply), "usd": usd})
             if reply.text.strip():
                 texts.append(reply.text.strip())
             messages.append(Message("assistant", reply.text, reply.tool_calls))
             if not reply.tool_calls:
-                return ctx.outcome, texts, events, None
+                return ctx.outcome, texts, events.pending, None
             for call in reply.tool_calls:
                 messages.append(_run_tool(ctx, call, events))
+            if ctx.outcome.waiting is not None:
+                return ctx.outcome, texts, events.pending, None
         if ctx.outcome.handoff_to or ctx.outcome.escalation:
-            return ctx.outcome, texts, events, None
+            return ctx.outcome, texts, events.pending, None
         raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
-    except ModelError as e:
-        events.append(("model.error", {"task": task.id, "agent": agent, "tier": tier,
-                                       "error": str(e), "kind": type(e).__name__}))  # fmt: skip
-        return ctx.outcome, texts, events, str(e)
+    except (ModelError, ConfinementError) as e:
+        events.add("model.error" if isinstance(e, ModelError) else "step.refused",
+                   {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
+                    "kind": type(e).__name__})  # fmt: skip
+        return ctx.outcome, texts, events.pending, str(e)
 
 
 def _with(base: Request, messages: list[Message]) -> Request:
@@ -347,15 +377,31 @@ def _reply_fields(task: Task, agent: str, tier: str, reply: Reply) -> dict[str, 
     }  # fmt: skip
 
 
-def _run_tool(ctx: ToolContext, call: Any, events: list[Event]) -> Message:
+def _run_tool(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
+    """Check and run one call; its event is written before the model hears back."""
     fields: dict[str, Any] = {"task": ctx.task_id, "agent": ctx.agent, "tool": call.name}
     try:
-        result = execute(ctx, call)
+        done = execute(ctx, call)
     except ToolRefused as e:
-        events.append(("tool.refused", {**fields, "error": str(e)}))
+        events.add("tool.refused", {**fields, "error": str(e)})
+        events.flush()
         return Message("tool", f"error: {e}", tool_call_id=call.id, is_error=True)
-    events.append(("tool.call", fields))
-    return Message("tool", result, tool_call_id=call.id)
+    except NeedsApproval as gate:
+        approval = approvals.request(ctx.home, ctx.task_id, ctx.agent, gate.tool,
+                                     gate.arguments, gate.why)  # fmt: skip
+        ctx.outcome.waiting = approval.id
+        ctx.outcome.handoff_to = None
+        ctx.outcome.notes.append(f"waiting for approval {approval.id}: {approval.preview}")
+        events.add("approval.requested", {**fields, "approval": approval.id,
+                   "action_hash": approval.hash, "preview": approval.preview,
+                   "why": gate.why})  # fmt: skip
+        events.flush()
+        text = (f"{approval.id}: this action waits for a person's approval ({gate.why}). "
+                "End your turn now; you continue once a person has decided.")  # fmt: skip
+        return Message("tool", text, tool_call_id=call.id)
+    events.add("tool.call", {**fields, **done.fields})
+    events.flush()
+    return Message("tool", done.text, tool_call_id=call.id)
 
 
 def _section(texts: list[str], outcome: Outcome, error: str | None) -> str:
@@ -377,8 +423,8 @@ def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
     """Playbook + the agent's memory + the relevant part of MEMORY.md + how to work here."""
     roster = zoo.roster
     spec = roster.agents[agent]
-    playbook = zoo.home.playbook(agent)
-    text = playbook.read_text(encoding="utf-8") if playbook.is_file() else f"# {spec.role}\n"
+    raw = read_in_home(zoo.home.root, f"agents/{agent}.md")
+    text = raw.decode("utf-8", errors="replace") if raw is not None else f"# {spec.role}\n"
     targets = ", ".join(spec.handoff)
     lines = [
         text.rstrip(),
