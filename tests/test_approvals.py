@@ -4,8 +4,12 @@ a hostile brief: the policy in code, not the model's good sense, is what is test
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -296,3 +300,35 @@ def test_every_tool_execution_has_exactly_one_event(home: Home, scripted: Script
     assert written == {"a.md", "b.md"}
     kinds = [e["event"] for e in read_events(home.journal_path) if e.get("task") == "T-0001"]
     assert kinds.index("step.started") < kinds.index("tool.call")  # in the order they happened
+
+
+def test_a_killed_approve_never_runs_the_action_twice(
+    home: Home, scripted: ScriptedModel, zoo_cli: ZooCli
+) -> None:
+    """`zoo approve` killed with SIGKILL while the approved command runs: the next
+    `zoo approve` finishes the bookkeeping and does not run the command again."""
+    dispatch(open_zoo(home, scripted), "Run the slow job", to="beaver")
+    slow = [PY, "-S", "-c", "import os, time; open('ran.txt', 'a').write('x'); "
+            "open('pid', 'w').write(str(os.getpid())); time.sleep(60)"]  # fmt: skip
+    scripted.add(says("", call("run", command=slow)))
+    _run(home, scripted)
+    approving = subprocess.Popen(
+        [PY, "-m", "zoo", "--home", str(home.root), "approve", "A-0001"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    pid_file = home.workspace("dev") / "pid"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline and approving.poll() is None
+        time.sleep(0.01)
+    approving.kill()
+    approving.wait()
+    os.kill(int(pid_file.read_text(encoding="utf-8")), signal.SIGKILL)  # the orphaned command
+    again = zoo_cli("--home", str(home.root), "approve", "A-0001")
+    assert again.code == 0, again.err
+    assert "It ran once; it is not run again." in tasks.find(home, "T-0001").body
+    assert _ran(home) == "x"
+    assert tasks.find(home, "T-0001").meta["status"] == "queued"
+    assert [e["event"] for e in read_events(home.journal_path) if e.get("approval")][-1] == (
+        "task.resumed"
+    )

@@ -23,6 +23,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,27 +227,24 @@ class Decision:
 
 def approve(zoo: Zoo, wanted: str, *, by: str | None = None) -> Decision:
     """Run the approved action exactly once, record it, and queue the task again."""
-    from zoo.errors import ToolRefused
-    from zoo.tools import ToolContext, perform
-
     home = zoo.home
     person = by or _person()
-    approval = find(home, wanted)
-    task = _waiting_task(zoo, approval, person)
+    with _deciding(home):
+        approval = find(home, wanted)
+        task = _waiting_task(zoo, approval, person)
+        interrupted = approval.status == "approved"
+        if not interrupted:
+            _check_untampered(zoo, approval)
+            _settle(home, approval, "approved", person)  # before it runs: never twice
+    fields: dict[str, Any] = {"task": task.id, "agent": approval.agent, "approval": approval.id}
     with leases.hold(home, task.id, person, utc_now()):
-        _check_untampered(zoo, approval)
-        _settle(home, approval, "approved", person)  # before it runs: never twice
-        ctx = ToolContext(home, zoo.roster, approval.agent, approval.task, zoo.memory,
-                          env=dict(zoo.models.env))  # fmt: skip
-        fields: dict[str, Any] = {"task": task.id, "agent": approval.agent,
-                                  "approval": approval.id}  # fmt: skip
-        try:
-            done = perform(ctx, approval.tool, approval.arguments)
-            result, failed = done.text, False
-            event = ("tool.call", {**fields, **done.fields})
-        except ToolRefused as e:
-            result, failed = f"error: {e}", True
-            event = ("tool.refused", {**fields, "tool": approval.tool, "error": str(e)})
+        if interrupted:  # a `zoo approve` died after approving: finish, never run it again
+            result = approval.result or "(unknown: Zoo stopped while the action ran)"
+            text = (f"Approved by {approval.by} at {approval.decided}: {approval.preview}. "
+                    f"It ran once; it is not run again.\n\n{_fenced(result)}")  # fmt: skip
+            _back_to_agent(zoo, task, approval, text, [("approval.finished", fields)])
+            return Decision(approval, task.id, approval.agent, result)
+        result, failed, event = _perform(zoo, approval, fields)
         approval.result = result[:2000]
         atomic_write(approval.path, _dump(approval))
         shown = f"Approved by {person}: {approval.preview}."
@@ -255,21 +253,53 @@ def approve(zoo: Zoo, wanted: str, *, by: str | None = None) -> Decision:
     return Decision(approval, task.id, approval.agent, result, failed)
 
 
+def _perform(
+    zoo: Zoo, approval: Approval, fields: dict[str, Any]
+) -> tuple[str, bool, tuple[str, dict[str, Any]]]:
+    """Run the approved action: (result, failed, its journal event)."""
+    from zoo.errors import ToolRefused
+    from zoo.tools import ToolContext, perform
+
+    ctx = ToolContext(zoo.home, zoo.roster, approval.agent, approval.task, zoo.memory,
+                      env=dict(zoo.models.env))  # fmt: skip
+    try:
+        done = perform(ctx, approval.tool, approval.arguments)
+    except ToolRefused as e:
+        return f"error: {e}", True, ("tool.refused", {**fields, "tool": approval.tool,
+                                                      "error": str(e)})  # fmt: skip
+    return done.text, False, ("tool.call", {**fields, **done.fields})
+
+
 def deny(zoo: Zoo, wanted: str, *, reason: str | None, by: str | None = None) -> Decision:
     """Refuse the action; the task goes back to its agent with the reason."""
     home = zoo.home
     person = by or _person()
-    approval = find(home, wanted)
-    task = _waiting_task(zoo, approval, person)
-    with leases.hold(home, task.id, person, utc_now()):
+    with _deciding(home):
+        approval = find(home, wanted)
+        task = _waiting_task(zoo, approval, person)
+        if approval.status != "pending":
+            raise ApprovalRefused(
+                f"approval {approval.id} is already approved; 'zoo approve {approval.id}' "
+                "finishes what was interrupted"
+            )
         approval.reason = reason
         _settle(home, approval, "denied", person)
+    with leases.hold(home, task.id, person, utc_now()):
         why = f": {reason}" if reason else ""
         fields = {"task": task.id, "agent": approval.agent, "approval": approval.id,
                   "by": person, "reason": reason}  # fmt: skip
         text = f"Denied by {person}{why}. The action did not run: {approval.preview}."
         _back_to_agent(zoo, task, approval, text, [("approval.denied", fields)])
     return Decision(approval, task.id, approval.agent)
+
+
+@contextmanager
+def _deciding(home: Home) -> Iterator[None]:
+    """One decision at a time: two `zoo approve` at once never both run an action."""
+    from filelock import FileLock
+
+    with FileLock(home.ensure_state() / "approvals.lock"):
+        yield
 
 
 def _person() -> str:
@@ -280,25 +310,26 @@ def _person() -> str:
 
 
 def _waiting_task(zoo: Zoo, approval: Approval, person: str) -> Task:
-    """The task, if it still waits on this approval; else the approval is void."""
-    if approval.status != "pending":
-        when = f" by {approval.by} at {approval.decided}" if approval.by else ""
-        raise ApprovalRefused(f"approval {approval.id} is already {approval.status}{when}")
+    """The task that waits on `approval`, which is pending (or was approved by a decision
+    that died before it finished); else the approval is void or already decided."""
     try:
         task: Task | None = tasks.find(zoo.home, approval.task)
     except NotFound:
         task = None
-    if task is None or (task.status, task.meta.get("approval")) != (
+    if task is not None and (task.status, task.meta.get("approval")) == (
         "waiting-approval",
         approval.id,
     ):
-        _settle(zoo.home, approval, "void", person)
-        zoo.journal.write("approval.void", approval=approval.id, task=approval.task, by=person)
-        raise ApprovalRefused(
-            f"approval {approval.id} is void: task {approval.task} no longer waits on it; "
-            "nothing ran"
-        )
-    return task
+        if approval.status in ("pending", "approved"):
+            return task
+    if approval.status != "pending":
+        when = f" by {approval.by} at {approval.decided}" if approval.by else ""
+        raise ApprovalRefused(f"approval {approval.id} is already {approval.status}{when}")
+    _settle(zoo.home, approval, "void", person)  # its task moved on: nothing may run it now
+    zoo.journal.write("approval.void", approval=approval.id, task=approval.task, by=person)
+    raise ApprovalRefused(
+        f"approval {approval.id} is void: task {approval.task} no longer waits on it; nothing ran"
+    )
 
 
 def _check_untampered(zoo: Zoo, approval: Approval) -> None:
