@@ -106,7 +106,7 @@ def preview(tool: str, args: dict[str, Any]) -> str:
 
 
 def _folder(home: Home) -> Path:
-    return home.state / "approvals"
+    return home.approvals
 
 
 def _decided(home: Home) -> Path:

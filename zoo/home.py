@@ -45,6 +45,11 @@ class Home:
         return self.root / ".zoo"
 
     @property
+    def approvals(self) -> Path:
+        """`.zoo/approvals/`: pending approvals, and the decided ones in `decided/`."""
+        return self.state / "approvals"
+
+    @property
     def journal_path(self) -> Path:
         return self.state / "events.jsonl"
 

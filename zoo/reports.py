@@ -7,11 +7,11 @@ state files) and counts done/ by listing it, so its cost stays flat as done/ gro
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 from zoo import leases, tasks
-from zoo.approvals import pending
 from zoo.errors import TaskFileError
 from zoo.fs import atomic_write
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
@@ -47,11 +47,7 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
             reason = str(task.meta.get("escalation") or "escalated")
             needs_person.append({"kind": "escalation", "id": task.id, "title": task.title,
                                  "reason": reason, "agent": task.agent})  # fmt: skip
-    for approval in pending(home):
-        needs_person.append({"kind": "approval", "id": approval.id, "task": approval.task,
-                             "title": titles.get(approval.task, approval.task),
-                             "reason": f"approve? {approval.preview} ({approval.why})",
-                             "agent": approval.agent})  # fmt: skip
+    needs_person += _approvals(home, titles)
     counts["done"] += tasks.count(home.workspace(DONE))
     busy: dict[str, int] = {}
     for lease in working.values():
@@ -72,6 +68,21 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
         "spend": spend_today(home, roster.budget.daily_usd, now),
         "broken": broken,
     }
+
+
+def _approvals(home: Home, titles: dict[str, str]) -> list[dict[str, Any]]:
+    try:
+        if not any(name.endswith(".json") for name in os.listdir(home.approvals)):
+            return []
+    except FileNotFoundError:
+        return []
+    from zoo.approvals import pending  # only when something waits: status starts fast
+
+    return [
+        {"kind": "approval", "id": a.id, "task": a.task, "title": titles.get(a.task, a.task),
+         "reason": f"approve? {a.preview} ({a.why})", "agent": a.agent}
+        for a in pending(home)
+    ]  # fmt: skip
 
 
 def _try_read(path: Any, broken: list[str]) -> Task | None:
