@@ -12,16 +12,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo import tasks
+from zoo.errors import BudgetExceeded
 from zoo.home import DONE, ESCALATIONS, Home
 from zoo.journal import Journal
 from zoo.memory import Memory
-from zoo.models.base import Model, Usage
+from zoo.models.base import Attempt, Model, Request, Usage, estimate_tokens
 from zoo.models.registry import Models
 from zoo.roster import Roster, load_roster
 from zoo.spend import Ledger, cost
 from zoo.tasks import Task
 
 Event = tuple[str, dict[str, Any]]
+
+
+def attempt_events(attempts: Sequence[Attempt], task: str | None, agent: str) -> list[Event]:
+    """One `model.attempt` event per failed try of a model call (retries, fallbacks)."""
+    return [
+        ("model.attempt", {"task": task, "agent": agent, "tier": a.tier, "model": a.model,
+                           "error": a.error, "kind": a.kind, "wait_s": a.wait_s, "then": a.then})
+        for a in attempts
+    ]  # fmt: skip
 
 
 @dataclass
@@ -47,6 +57,33 @@ class Zoo:
         usd = cost(self.roster.tier(tier), self.models.resolved(tier).provider, usage)
         self.ledger.add(agent, usage, usd)
         return usd
+
+    def check_budget(self, tier: str, request: Request, task_tokens: int) -> None:
+        """Raise `BudgetExceeded`, with the figures, if this call could break a budget."""
+        budget = self.roster.budget
+        tokens_in, tokens_out = estimate_tokens(request)
+        if budget.task_tokens is not None and task_tokens + tokens_in + tokens_out > (
+            budget.task_tokens
+        ):
+            raise BudgetExceeded(
+                f"task token budget: {task_tokens:,} tokens used and the next call could take "
+                f"{tokens_in + tokens_out:,} more, over budget.task_tokens "
+                f"({budget.task_tokens:,})"
+            )
+        if budget.daily_usd is None:
+            return
+        usd = cost(self.roster.tier(tier), self.models.resolved(tier).provider,
+                   Usage(tokens_in, tokens_out))  # fmt: skip
+        spent = self.ledger.today_usd()
+        if spent + usd > budget.daily_usd:
+            raise BudgetExceeded(
+                f"daily budget: ${spent:.2f} spent today (UTC) and the next call could cost "
+                f"${usd:.4f}, over budget.daily_usd (${budget.daily_usd:.2f})"
+            )
+
+    def daily_budget_spent(self) -> bool:
+        daily = self.roster.budget.daily_usd
+        return daily is not None and self.ledger.today_usd() >= daily
 
     def assign(
         self,

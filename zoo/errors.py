@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Iterable
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 
 class ExitStatus(IntEnum):
@@ -72,6 +73,35 @@ class TaskFileError(FileError):
 class ModelError(ZooError):
     """A model call failed: the provider's side (network, rate limit, server)."""
 
+    retryable: bool = False
+    """Worth trying the same call again after a pause."""
+    attempts: tuple[Any, ...] = ()
+    """Every failed try of the call (`models.base.Attempt`), for the journal."""
+
+
+class ModelHTTPError(ModelError):
+    """The provider answered a call with an HTTP error."""
+
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        """Seconds the provider asked to wait (`retry-after`), if it said."""
+        # rate limits, overload (529), timeouts and server errors pass; 400/401/403 do not
+        self.retryable = status in (408, 409, 429) or status >= 500
+
+
+class ModelConnectionError(ModelError):
+    """No complete answer: no connection, a timeout, a dropped or broken stream."""
+
+    retryable = True
+
+
+class ModelUnavailable(ModelError):
+    """A model that cannot be used as configured: no key, no server, model not served."""
+
+    retryable = False
+
 
 class ModelBehaviorError(ModelError):
     """The model answered, but with something Zoo cannot use."""
@@ -87,6 +117,10 @@ class ToolRefused(Exception):
     Not a `ZooError`: it never reaches a person as an error. Its message goes back to the
     model as a tool error and into the journal.
     """
+
+
+class BudgetExceeded(ZooError):
+    """A model call was not made: it could take spend past a limit of `budget:`."""
 
 
 class ScriptError(AssertionError):

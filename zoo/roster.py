@@ -76,7 +76,9 @@ class Limit:
 class Budget:
     __pydantic_config__ = _FORBID
     daily_usd: float | None = None
-    """No model call is made that would take today's spend above this."""
+    """No model call is made that could take today's spend (UTC) above this."""
+    task_tokens: int | None = None
+    """No model call is made that could take one task's tokens (in + out) above this."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,11 @@ class Defaults:
     max_turns: int = 8
     """Model calls one agent turn may make."""
     timeout_s: float = 120
+    """Seconds a model call (or a `run` command) may take."""
     retries: int = 3
+    """Tries of a failed model call after the first, before its tier's fallback."""
+    backoff_s: float = 0.5
+    """The first pause before a retry when the provider gives no retry-after; it doubles."""
     max_handoffs: int = 10
     """A task handed off more often than this is escalated."""
     min_confidence: float = 0.6

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo import leases, tasks
-from zoo.core import Zoo
-from zoo.errors import ModelError, NotFound, UsageError, did_you_mean
+from zoo.confine import read_in_home
+from zoo.core import Zoo, attempt_events
+from zoo.errors import BudgetExceeded, ModelError, NotFound, UsageError, did_you_mean
 from zoo.models.base import Message, Request, ToolSpec
 from zoo.roster import Roster
 from zoo.tasks import Task
@@ -100,9 +101,9 @@ def router_prompt(zoo: Zoo) -> str:
             continue
         routes = f" (routes: {', '.join(agent.routes)})" if agent.routes else ""
         lines.append(f"- {name}: {agent.role}. {agent.description}{routes}")
-    playbook = zoo.home.playbook(roster.lead)
-    if playbook.is_file():
-        lines += ["", playbook.read_text(encoding="utf-8")]
+    playbook = read_in_home(zoo.home.root, f"agents/{roster.lead}.md")
+    if playbook is not None:
+        lines += ["", playbook.decode("utf-8", errors="replace")]
     return "\n".join(lines)
 
 
@@ -117,10 +118,16 @@ def by_model(zoo: Zoo, text: str, task_id: str | None = None) -> Route:
         meta={"agent": roster.lead, "task": task_id, "purpose": "route"},
     )
     try:
+        zoo.check_budget(roster.tier_name(roster.lead), request, 0)
         reply = zoo.models.for_agent(roster.lead).complete(request)
     except ModelError as e:
+        zoo.journal.write_many(attempt_events(e.attempts, task_id, roster.lead))
         return Route(None, "model", f"router model failed: {e}")
-    zoo.spent(roster.lead, roster.tier_name(roster.lead), reply.usage)
+    except BudgetExceeded as e:
+        return Route(None, "model", f"not routed: {e}")
+    if reply.attempts:
+        zoo.journal.write_many(attempt_events(reply.attempts, task_id, roster.lead))
+    zoo.spent(roster.lead, reply.tier or roster.tier_name(roster.lead), reply.usage)
     call = next((c for c in reply.tool_calls if c.name == ROUTE_TOOL_NAME), None)
     if call is None:
         return Route(None, "model", "router model gave no route")

@@ -20,8 +20,8 @@ from typing import Any
 
 from zoo import approvals, leases, tasks
 from zoo.confine import ConfinementError, read_in_home
-from zoo.core import Event, Zoo
-from zoo.errors import MaxTurnsExceeded, ModelError, NotFound, TaskFileError
+from zoo.core import Event, Zoo, attempt_events
+from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, NotFound, TaskFileError
 from zoo.fs import atomic_move, atomic_write, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.memory import Entry
@@ -42,6 +42,8 @@ class RunReport:
     escalated: int = 0
     waiting: int = 0
     """Tasks now waiting for a person's approval."""
+    budget_spent: bool = False
+    """Today's budget is spent: no more steps start in this run."""
     failed: list[str] = field(default_factory=list)
     """One line per failure: model errors, broken task files, max_turns."""
     lines: list[str] = field(default_factory=list)
@@ -112,7 +114,7 @@ def run_once(
     held = leases.RunnerLeases(zoo.home)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
-            while True:
+            while not report.budget_spent:
                 due = collect_due(zoo, report, seen_broken)
                 if not due:
                     break
@@ -259,6 +261,14 @@ def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> 
     """One agent turn on `task`; the task if it is now queued for another agent."""
     agent = task.agent
     assert agent is not None
+    if zoo.daily_budget_spent():  # the task stays queued for tomorrow (or a higher budget)
+        if not report.budget_spent:
+            spent = f"${zoo.ledger.today_usd():.2f} of ${zoo.roster.budget.daily_usd:.2f}"
+            report.add(None, f"daily budget spent ({spent}): queued tasks wait")
+            zoo.journal.write("budget.spent", usd=round(zoo.ledger.today_usd(), 4),
+                              daily_usd=zoo.roster.budget.daily_usd)  # fmt: skip
+        report.budget_spent = True
+        return None
     started = utc_now()
     with held.hold(task.id, agent, started):
         outcome, texts, events, error = _turn(zoo, task, agent)
@@ -342,9 +352,21 @@ def _turn(zoo: Zoo, task: Task, agent: str) -> tuple[Outcome, list[str], list[Ev
         messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
         model = zoo.models.for_tier(tier)
         for _ in range(limit):
-            reply = model.complete(_with(base, messages))
-            usd = zoo.spent(agent, tier, reply.usage)
-            events.add("model.reply", {**_reply_fields(task, agent, tier, reply), "usd": usd})
+            request = _with(base, messages)
+            zoo.check_budget(tier, request, int(task.meta.get("tokens") or 0))
+            try:
+                reply = model.complete(request)
+            except ModelError as e:
+                events.pending += attempt_events(e.attempts, task.id, agent)
+                raise
+            events.pending += attempt_events(reply.attempts, task.id, agent)
+            usage = reply.usage
+            task.meta["tokens"] = (
+                int(task.meta.get("tokens") or 0) + usage.input_tokens + (usage.output_tokens)
+            )
+            usd = zoo.spent(agent, reply.tier or tier, usage)
+            fields = _reply_fields(task, agent, reply.tier or tier, reply)
+            events.add("model.reply", {**fields, "usd": usd})
             if reply.text.strip():
                 texts.append(reply.text.strip())
             messages.append(Message("assistant", reply.text, reply.tool_calls))
@@ -357,7 +379,7 @@ def _turn(zoo: Zoo, task: Task, agent: str) -> tuple[Outcome, list[str], list[Ev
         if ctx.outcome.handoff_to or ctx.outcome.escalation:
             return ctx.outcome, texts, events.pending, None
         raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
-    except (ModelError, ConfinementError) as e:
+    except (ModelError, ConfinementError, BudgetExceeded) as e:
         events.add("model.error" if isinstance(e, ModelError) else "step.refused",
                    {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
                     "kind": type(e).__name__})  # fmt: skip

@@ -32,10 +32,21 @@ class Ledger:
     def __init__(self, home: Home) -> None:
         self.home = home
         self._pending: dict[tuple[str, str], list[float]] = {}
+        self._flushed: dict[str, float] = {}
+        """USD of a day in spend.json, as this process last read or wrote it."""
         self._lock = threading.Lock()
 
+    def today_usd(self) -> float:
+        """Today's spend (UTC): what spend.json holds, plus what is not flushed yet."""
+        day = _today()
+        with self._lock:
+            if day not in self._flushed:
+                self._flushed[day] = float(_read(self.home).get(day, {}).get("usd", 0.0))
+            pending = sum(t[2] for (d, _), t in self._pending.items() if d == day)
+            return self._flushed[day] + pending
+
     def add(self, agent: str, usage: Usage, usd: float) -> None:
-        key = (datetime.now(UTC).strftime("%Y-%m-%d"), agent)
+        key = (_today(), agent)
         with self._lock:
             totals = self._pending.setdefault(key, [0, 0, 0.0])
             totals[0] += usage.input_tokens
@@ -52,10 +63,7 @@ class Ledger:
         state = self.home.ensure_state()
         path = state / "spend.json"
         with FileLock(state / "spend.lock"):
-            try:
-                doc: dict[str, Any] = json.loads(path.read_bytes())
-            except (OSError, ValueError):
-                doc = {}
+            doc = _read(self.home)
             for (day, agent), (tokens_in, tokens_out, usd) in pending.items():
                 today = doc.setdefault(day, {"input_tokens": 0, "output_tokens": 0, "usd": 0.0})
                 mine = today.setdefault("by_agent", {}).setdefault(
@@ -66,3 +74,17 @@ class Ledger:
                     totals["output_tokens"] += int(tokens_out)
                     totals["usd"] = round(totals["usd"] + usd, 6)
             atomic_write(path, json.dumps(doc, indent=1, sort_keys=True))
+        with self._lock:
+            self._flushed.update({day: float(doc[day]["usd"]) for day, _ in pending})
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def _read(home: Home) -> dict[str, Any]:
+    try:
+        doc = json.loads((home.state / "spend.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}

@@ -25,7 +25,7 @@ from zoo.home import DONE, ESCALATIONS, INBOX, Home
 STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
 FIELDS = (
     "id", "title", "status", "agent", "workspace", "created", "updated", "source",
-    "route", "steps", "handoffs", "approval", "escalation",
+    "route", "steps", "handoffs", "tokens", "approval", "escalation",
 )  # fmt: skip
 """Front matter keys in the order Zoo writes them; keys a person adds are kept after them."""
 TASK_NAME = re.compile(r"^(T-\d{4,})(?:-[A-Za-z0-9_.-]*)?\.md$")

@@ -130,6 +130,8 @@ def execute(ctx: ToolContext, call: ToolCall) -> Performed:
 
     Raises `ToolRefused` (the model's message) or `NeedsApproval` (a person decides).
     """
+    if call.error is not None:
+        raise ToolRefused(f"{call.name}: {call.error}")
     args = _checked(ctx, call.name, call.arguments)
     if ctx.outcome.waiting is not None:
         raise ToolRefused(f"the task waits for approval {ctx.outcome.waiting}: end your turn")

@@ -27,6 +27,8 @@ class ToolCall:
     name: str
     arguments: dict[str, Any]
     """As the model sent them; tools validate them before use."""
+    error: str | None = None
+    """Why the arguments could not be read (not JSON, not an object): a tool error."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,31 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A try of a model call that failed, before a retry, a fallback or giving up."""
+
+    tier: str
+    model: str
+    error: str
+    kind: str
+    """The error's type, e.g. ModelHTTPError."""
+    wait_s: float = 0.0
+    """How long Zoo waited before the next try."""
+    then: str = ""
+    """What came next: retry, fallback to TIER, or give up."""
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
     stop_reason: Literal["end", "tool_use", "max_tokens"] = "end"
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    tier: str = ""
+    """The tier that answered (a fallback's, when the agent's own tier failed)."""
+    attempts: tuple[Attempt, ...] = ()
+    """Tries that failed before this answer, in order (each is a journal event)."""
 
 
 class Model(ABC):
@@ -76,3 +97,10 @@ class Model(ABC):
     @abstractmethod
     def complete(self, request: Request) -> Reply:
         """Answer one request; raise `ModelError` (or a subclass) on failure."""
+
+
+def estimate_tokens(request: Request) -> tuple[int, int]:
+    """(input, output) tokens of a call, guessed before it is made: about 4 characters a
+    token for the prompt, and a quarter of `max_tokens` for the answer."""
+    chars = len(request.system) + sum(len(m.content) for m in request.messages)
+    return chars // 4, request.max_tokens // 4

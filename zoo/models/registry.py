@@ -1,19 +1,25 @@
-"""Which model answers for a tier: `provider: auto` resolved, providers built on first use."""
+"""Which model answers for a tier: `provider: auto` resolved, providers built on first use.
+
+A tier's model is its provider's model wrapped in `Resilient`: Zoo's retries, then the
+tier's declared fallbacks, each call taking a slot of its provider's shared `Limiter`.
+Provider SDKs are imported only when a tier that uses them makes its first call.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from zoo.errors import ConfigError
+from zoo.limits import Limiter
 from zoo.models.base import Model
+from zoo.models.wire import KEY_ENV, api_key
 from zoo.roster import Roster, Tier
 
-BUILT = ("offline",)
-"""Providers this version of Zoo can call; anthropic and openai arrive with the providers issue."""
-KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+DEFAULT_MODEL = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4o-mini"}
+"""What `provider: auto` uses when the tier's model is another provider's."""
 
 
 @dataclass(frozen=True)
@@ -32,13 +38,17 @@ def resolve(name: str, tier: Tier, env: Mapping[str, str]) -> Resolved:
     for provider in ("anthropic", "openai"):
         key_env = tier.api_key_env or KEY_ENV[provider]
         if env.get(key_env):
-            if provider in BUILT:
-                return Resolved(name, provider, tier.model, f"auto: {key_env} is set")
-            return Resolved(
-                name, "offline", "offline",
-                f"auto: {key_env} is set, but this version of Zoo has no {provider} provider yet",
-            )  # fmt: skip
+            model, why = tier.model, f"auto: {key_env} is set"
+            if not tier.model or _other_providers(tier.model, provider):
+                model = DEFAULT_MODEL[provider]
+                why += f"; '{tier.model}' is not a {provider} model, so {model}"
+            return Resolved(name, provider, model, why)
     return Resolved(name, "offline", "offline", "auto: no ANTHROPIC_API_KEY or OPENAI_API_KEY set")
+
+
+def _other_providers(model: str, provider: str) -> bool:
+    claude = model.startswith("claude")
+    return claude if provider == "openai" else not claude
 
 
 class Models:
@@ -52,6 +62,7 @@ class Models:
         self.override = override
         """A model that answers for every tier (tests, benchmarks)."""
         self._built: dict[str, Model] = {}
+        self._limiters: dict[str, Limiter] = {}
         self._lock = threading.Lock()
 
     def resolved(self, tier: str) -> Resolved:
@@ -62,19 +73,48 @@ class Models:
             return self.override
         with self._lock:
             if tier not in self._built:
-                self._built[tier] = self._build(self.resolved(tier))
+                self._built[tier] = self._chain(tier)
             return self._built[tier]
 
     def for_agent(self, agent: str) -> Model:
         return self.for_tier(self.roster.tier_name(agent))
 
-    def _build(self, resolved: Resolved) -> Model:
+    def _chain(self, tier: str) -> Model:
+        from zoo.models.resilient import Link, Resilient
+
+        links: list[Link] = []
+        name: str | None = tier
+        while name is not None and name not in [link.tier for link in links]:
+            resolved = self.resolved(name)
+            limit = self.roster.limits.get(resolved.provider)
+            limiter = None
+            if limit is not None:
+                limiter = self._limiters.setdefault(resolved.provider, Limiter(limit))
+            links.append(Link(name, resolved.model, _builder(self, resolved), limiter))
+            name = self.roster.tier(name).fallback
+        defaults = self.roster.defaults
+        return Resilient(links, defaults.retries, backoff_s=defaults.backoff_s)
+
+    def build(self, resolved: Resolved) -> Model:
+        """The provider's model for a resolved tier (the SDK is imported here)."""
+        tier = self.roster.tier(resolved.tier)
+        timeout = self.roster.defaults.timeout_s
         if resolved.provider == "offline":
             from zoo.models.offline import OfflineModel
 
             return OfflineModel()
-        raise ConfigError(
-            "zoo.yaml", None, f"models.{resolved.tier}.provider",
-            f"'{resolved.provider}' is not available in this version of Zoo "
-            "(use provider: auto or offline)",
-        )  # fmt: skip
+        key = api_key(resolved.provider, resolved.tier, tier, self.env)
+        if resolved.provider == "anthropic":
+            from zoo.models.anthropic import AnthropicModel
+
+            return AnthropicModel(resolved.model, key, tier.base_url, timeout)
+        if resolved.provider == "openai":
+            from zoo.models.openai import OpenAIModel
+
+            return OpenAIModel(resolved.model, key, tier.base_url, timeout)
+        raise ConfigError("zoo.yaml", None, f"models.{resolved.tier}.provider",
+                          f"unknown provider '{resolved.provider}'")  # fmt: skip
+
+
+def _builder(models: Models, resolved: Resolved) -> Callable[[], Model]:
+    return lambda: models.build(resolved)

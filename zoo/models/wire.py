@@ -1,0 +1,97 @@
+"""What the Anthropic and OpenAI providers share: keys, SDK errors, tool arguments.
+
+SDK exceptions are translated here, at the boundary, into Zoo's own: `ModelHTTPError`
+(with the status and the `retry-after` the provider asked for), `ModelConnectionError`
+(no complete answer) and `ModelUnavailable` (no key, no server). Both official SDKs
+share the shape this reads (`status_code`, `response.headers`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from zoo.errors import ModelConnectionError, ModelError, ModelHTTPError, ModelUnavailable
+from zoo.models.base import ToolCall
+from zoo.roster import Tier
+
+KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+MAX_RETRY_AFTER_S = 60.0
+
+
+def api_key(provider: str, tier_name: str, tier: Tier, env: Mapping[str, str]) -> str:
+    """The tier's key, from the environment variable it names; never from a file."""
+    name = tier.api_key_env or KEY_ENV[provider]
+    key = env.get(name, "")
+    if not key:
+        if tier.base_url and provider == "openai" and tier.api_key_env is None:
+            return "not-needed"  # local OpenAI-compatible servers take any key
+        raise ModelUnavailable(
+            f"no API key for tier '{tier_name}': set the environment variable {name} "
+            "(keys are read from the environment only)"
+        )
+    return key
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = parsedate_to_datetime(value)
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def translate(error: Exception, provider: str) -> ModelError:
+    """An SDK or transport exception as one of Zoo's model errors."""
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        response = getattr(error, "response", None)
+        headers = getattr(response, "headers", None)
+        message = _message(error)
+        return ModelHTTPError(f"{provider} answered {status}: {message}", status,
+                              retry_after(headers))  # fmt: skip
+    name = type(error).__name__
+    if "Timeout" in name:
+        return ModelConnectionError(f"{provider}: the call timed out")
+    return ModelConnectionError(f"{provider}: no complete answer ({name}: {_short(error)})")
+
+
+def _message(error: Exception) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return _short(inner["message"])
+        if isinstance(body.get("message"), str):
+            return _short(body["message"])
+    return _short(getattr(error, "message", None) or str(error))
+
+
+def _short(text: object, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def tool_call(call_id: str, name: str, raw: str) -> ToolCall:
+    """A call from streamed argument text; unreadable arguments become its `error`."""
+    try:
+        arguments: Any = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as e:
+        return ToolCall(call_id, name, {}, error=f"arguments are not valid JSON ({e.msg})")
+    if not isinstance(arguments, dict):
+        return ToolCall(call_id, name, {}, error="arguments must be a JSON object")
+    return ToolCall(call_id, name, arguments)
