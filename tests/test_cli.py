@@ -147,10 +147,10 @@ def test_memory_shows_and_searches(home: Home, zoo_cli: ZooCli) -> None:
 
 
 def test_debug_shows_the_traceback(home: Home, zoo_cli: ZooCli) -> None:
-    from zoo.errors import NotFound
-
-    with pytest.raises(NotFound):
-        zoo_cli("--debug", "--home", str(home.root), "show", "T-0042")
+    result = zoo_cli("--debug", "--home", str(home.root), "show", "T-0042")
+    assert result.code == 1
+    assert result.err.startswith("Traceback (most recent call last):")
+    assert result.err.endswith("zoo.errors.NotFound: no task T-0042 in workspaces/\n")
 
 
 def test_init_scaffolds_a_working_home_with_git(tmp_path: Path, zoo_cli: ZooCli) -> None:

@@ -95,3 +95,16 @@ def test_cached_tail_is_refreshed_when_another_writer_appended(home: Home) -> No
     theirs.write("b")
     mine.write("c")
     assert verify(home.journal_path) == (3, None)
+
+
+def test_a_torn_last_line_is_cut_and_the_chain_goes_on(home: Home) -> None:
+    journal = Journal(home)
+    journal.write("one")
+    torn = b'{"ts":"2026-11-24T00:00:00Z","event":"half of a li'  # a writer killed mid-write
+    with home.journal_path.open("ab") as f:
+        f.write(torn)
+    Journal(home).write("two")
+    events = list(read_events(home.journal_path))
+    assert [e["event"] for e in events] == ["one", "journal.repaired", "two"]
+    assert events[1]["dropped_bytes"] == len(torn)
+    assert verify(home.journal_path)[1] is None

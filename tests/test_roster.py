@@ -487,8 +487,9 @@ def test_debug_shows_the_traceback_instead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
 ) -> None:
     home = bad_home(tmp_path / "zoo", edited("lead: roo", "lead: rooo"), monkeypatch)
-    with pytest.raises(ConfigError):
-        zoo_cli("--debug", "status", "--home", str(home.root))
+    result = zoo_cli("--debug", "status", "--home", str(home.root))
+    assert result.code == 1 and result.err.startswith("Traceback (most recent call last):")
+    assert "zoo.rostercheck.RosterInvalid: zoo.yaml:3: lead: unknown agent 'rooo'" in result.err
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import typer
 from zoo import __version__
 from zoo.errors import ExitStatus, UsageError, ZooError
 from zoo.home import Home, find_home
+from zoo.secrets import redact
 
 if TYPE_CHECKING:
     from zoo import approvals
@@ -446,8 +447,8 @@ def _invoke(args: list[str]) -> int:
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except ZooError as e:
         if debug:
-            raise
-        sys.stderr.write(f"zoo: {e}\n")
+            return _traceback(e.exit_status)
+        sys.stderr.write(f"zoo: {redact(str(e))}\n")
         return e.exit_status
     except click.UsageError as e:
         command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
@@ -458,7 +459,19 @@ def _invoke(args: list[str]) -> int:
         return ExitStatus.INTERRUPTED
     except OSError as e:
         if debug:
-            raise
+            return _traceback(ExitStatus.ERROR)
         where = f"{e.filename}: " if e.filename else ""
-        sys.stderr.write(f"zoo: {where}{e.strerror or e}\n")
+        sys.stderr.write(f"zoo: {redact(f'{where}{e.strerror or e}')}\n")
         return ExitStatus.ERROR
+    except Exception:
+        if debug:
+            return _traceback(ExitStatus.ERROR)
+        raise
+
+
+def _traceback(status: int) -> int:
+    """`--debug`: the whole traceback, with every secret in it redacted."""
+    import traceback
+
+    sys.stderr.write(redact(traceback.format_exc()))
+    return status

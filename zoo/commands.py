@@ -9,7 +9,6 @@ minus anything that looks like a secret: an agent's command never sees an API ke
 from __future__ import annotations
 
 import os
-import re
 import selectors
 import shlex
 import signal
@@ -20,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.errors import ToolRefused
+from zoo.secrets import SECRET_NAME
 
 MAX_ARGS = 256
 MAX_ARGV_CHARS = 32 * 1024
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
-"""Environment variables whose names match are not passed to commands."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from zoo.fs import append_unsynced, fsync_dir, sync_and_close
 from zoo.home import Home
+from zoo.secrets import redact_all
 
 GENESIS = "0" * 64
 _TAIL = 64 * 1024
@@ -60,12 +61,14 @@ class Journal:
         from filelock import FileLock
 
         with self._lock, FileLock(self._file_lock_path):
-            prev = self._last_hash()
+            prev, dropped = self._last_hash()
             written: list[dict[str, Any]] = []
             lines: list[str] = []
+            if dropped:
+                events = [("journal.repaired", {"dropped_bytes": dropped}), *events]
             for kind, fields in events:
                 event = {"ts": now_iso(), "event": kind}
-                event.update({k: v for k, v in fields.items() if v is not None})
+                event.update({k: redact_all(v) for k, v in fields.items() if v is not None})
                 event["prev"] = prev
                 event["hash"] = prev = _digest(event)
                 written.append(event)
@@ -83,21 +86,52 @@ class Journal:
             fsync_dir(self.path.parent)
         return written
 
-    def _last_hash(self) -> str:
+    def _last_hash(self) -> tuple[str, int]:
+        """(hash of the last line, bytes of a torn last line dropped just now).
+
+        A writer killed in the middle of its `write` can leave half a line at the end.
+        That event never finished; it is cut off, so that the chain goes on verifying,
+        and the next batch starts with a `journal.repaired` event saying so.
+        """
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return GENESIS
+            return GENESIS, 0
         if self._known is not None and self._known[0] == size:
-            return self._known[1]
-        last = _last_line(self.path, size)
+            return self._known[1], 0
+        dropped = _cut_torn_tail(self.path, size)
+        last = _last_line(self.path, size - dropped)
         if last is None:
-            return GENESIS
+            return GENESIS, dropped
         try:
-            return str(json.loads(last)["hash"])
+            return str(json.loads(last)["hash"]), dropped
         except (ValueError, KeyError, TypeError):
-            return hashlib.sha256(last).hexdigest()  # a damaged tail still chains on
+            return hashlib.sha256(last).hexdigest(), dropped  # a damaged line still chains on
+
+
+def _cut_torn_tail(path: Path, size: int) -> int:
+    """Truncate a last line that has no newline; returns how many bytes went."""
+    if size == 0:
+        return 0
+    with path.open("r+b") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        end = size
+        while end > 0:
+            start = max(0, end - _TAIL)
+            f.seek(start)
+            newline = f.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        else:
+            keep = 0
+        f.truncate(keep)
+        os.fsync(f.fileno())
+    return size - keep
 
 
 def _last_line(path: Path, size: int) -> bytes | None:

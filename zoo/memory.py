@@ -18,6 +18,7 @@ from pathlib import Path
 from zoo.confine import open_in_home
 from zoo.fs import sync_and_close, write_all
 from zoo.home import Home
+from zoo.secrets import redact
 
 HEADING = re.compile(r"^## (\S+) · ([\w-]+) · (\S+)[ \t]*$", re.MULTILINE)
 _WORD = re.compile(r"[a-z0-9]{3,}")
@@ -40,7 +41,7 @@ class Entry:
     text: str
 
     def render(self) -> str:
-        return f"## {self.time} · {self.agent} · {self.task}\n{self.text.strip()}\n"
+        return redact(f"## {self.time} · {self.agent} · {self.task}\n{self.text.strip()}\n")
 
 
 def words(text: str) -> set[str]:

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from zoo.secrets import redact
+
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -19,11 +21,11 @@ def as_json(doc: Any) -> None:
 
 def error(message: str) -> None:
     """The one line a person reads when something is wrong."""
-    sys.stderr.write(f"zoo: {message}\n")
+    sys.stderr.write(f"zoo: {redact(message)}\n")
 
 
 def line(text: str) -> None:
-    out.print(escape(text))
+    out.print(escape(redact(text)))
 
 
 def status(doc: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ import yaml
 from zoo.errors import NotFound, TaskFileError
 from zoo.fs import TMP_SUFFIX, atomic_move, atomic_write, create_exclusive
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
+from zoo.secrets import redact
 
 STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
 FIELDS = (
@@ -79,7 +80,7 @@ class Task:
         ordered.update({k: v for k, v in self.meta.items() if k not in ordered})
         front = _TIMESTAMP.sub(r"\1: \2", _dump_front(ordered))
         body = self.body if self.body.endswith("\n") else self.body + "\n"
-        return f"---\n{front}---\n{body}"
+        return redact(f"---\n{front}---\n{body}")  # no key is ever written to a task file
 
     def append_section(self, heading: str, text: str) -> None:
         self.body = self.body.rstrip("\n") + f"\n\n## {heading}\n\n{text.strip()}\n"

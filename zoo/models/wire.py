@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from zoo import secrets
 from zoo.errors import ModelConnectionError, ModelError, ModelHTTPError, ModelUnavailable
 from zoo.models.base import ToolCall
 from zoo.roster import Tier
@@ -26,7 +27,9 @@ def api_key(provider: str, tier_name: str, tier: Tier, env: Mapping[str, str]) -
     """The tier's key, from the environment variable it names; never from a file."""
     name = tier.api_key_env or KEY_ENV[provider]
     key = env.get(name, "")
-    if not key:
+    if key:
+        secrets.remember(key)
+    else:
         if tier.base_url and provider == "openai" and tier.api_key_env is None:
             return "not-needed"  # local OpenAI-compatible servers take any key
         raise ModelUnavailable(
@@ -82,7 +85,7 @@ def _message(error: Exception) -> str:
 
 
 def _short(text: object, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
+    line = secrets.redact(" ".join(str(text).split()))
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
