@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from zoo import cli
 from zoo.core import Zoo
 from zoo.home import Home
 from zoo.models.scripted import ScriptedModel
+
+if TYPE_CHECKING:
+    from llmock.testing import LLMockServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,6 +83,23 @@ def scripted() -> Iterator[ScriptedModel]:
 
 def open_zoo(home: Home, model: ScriptedModel | None = None) -> Zoo:
     return Zoo.open(home, env={}, model=model)
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LLMockServer]:
+    """llmock on 127.0.0.1: the Anthropic and OpenAI wire formats, scripted."""
+    from llmock.testing import LLMockServer
+
+    with LLMockServer(host="127.0.0.1") as running:
+        yield running
+
+
+@pytest.fixture
+def llm(llm_server: LLMockServer) -> Iterator[LLMockServer]:
+    """The loopback fake, with no scripted behaviour and an empty request journal."""
+    llm_server.state.reset()
+    yield llm_server
+    llm_server.state.reset()
 
 
 @dataclass

@@ -3,7 +3,6 @@ loopback fake of both APIs (llmock), never by patching the SDKs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,6 @@ KEYS = {"ANTHROPIC_API_KEY": "sk-ant-test-key", "OPENAI_API_KEY": "sk-test-key"}
 ANTHROPIC = Match(provider="anthropic")
 COMPLETIONS = Match(path="*/chat/completions")
 """Replies for OpenAI calls only (not the `GET /models` check before the first one)."""
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMockServer]:
-    with LLMockServer() as running:
-        yield running
-
-
-@pytest.fixture
-def llm(server: LLMockServer) -> Iterator[LLMockServer]:
-    server.state.reset()
-    yield server
-    server.state.reset()
 
 
 def roster(llm: LLMockServer, *, model: str = "claude", extra: str = "") -> str:

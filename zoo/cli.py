@@ -17,7 +17,7 @@ import typer
 from zoo import __version__
 from zoo.errors import ExitStatus, UsageError, ZooError
 from zoo.home import Home, find_home
-from zoo.secrets import redact
+from zoo.secrets import redact, scan_environment
 
 if TYPE_CHECKING:
     from zoo import approvals
@@ -442,6 +442,7 @@ def main() -> None:
 
 def _invoke(args: list[str]) -> int:
     debug = _state.debug or "--debug" in args
+    scan_environment()  # every secret in the environment is redacted from what Zoo writes
     try:
         result = app(args=args, prog_name="zoo", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK
