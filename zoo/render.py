@@ -58,6 +58,11 @@ def status(doc: dict[str, Any]) -> None:
         f"\nspend {spend['date']}: ${spend['usd']:.2f}{budget} · "
         f"{spend['input_tokens']:,} tokens in, {spend['output_tokens']:,} out"
     )
+    by_agent = sorted(spend["by_agent"].items(), key=lambda kv: -kv[1].get("usd", 0))
+    if any(totals.get("usd") or totals.get("input_tokens") for _, totals in by_agent):
+        table([(f"{name}", f"${totals.get('usd', 0):.2f}",
+                f"{totals.get('input_tokens', 0):,} in", f"{totals.get('output_tokens', 0):,} out")
+               for name, totals in by_agent], right=(1, 2, 3), indent="  ")  # fmt: skip
 
 
 def table(rows: Sequence[Sequence[str]], right: tuple[int, ...] = (), indent: str = "") -> None:
