@@ -222,3 +222,14 @@ def test_status_shows_work_in_progress_from_live_leases(home: Home, zoo_cli: Zoo
     assert (beaver["queued"], beaver["working"]) == (0, 1)
     after = json.loads(zoo_cli("status", "--json", "--home", str(home.root)).out)
     assert after["working"] == [] and after["tasks"]["queued"] == 1
+
+
+def test_cron_prints_a_crontab_line_for_this_home(home: Home, zoo_cli: ZooCli) -> None:
+    result = zoo_cli("cron", "--home", str(home.root), "--every", "5")
+    assert result.code == 0, result.err
+    comment, line = result.out.splitlines()
+    assert comment.startswith("# zoo 'test': do the work that is due, every 5 min")
+    schedule, rest = line[: len("*/5 * * * * ")], line[len("*/5 * * * * ") :]
+    assert schedule == "*/5 * * * * "
+    assert rest.endswith(f" --home {home.root} run --once >> {home.state / 'cron.log'} 2>&1")
+    assert zoo_cli("cron", "--home", str(home.root), "--every", "0").code == 2

@@ -279,6 +279,42 @@ def show(
         render.show(doc)
 
 
+@app.command()
+def cron(
+    every: Annotated[int, typer.Option("--every", min=1, max=59, help="Minutes between runs.")] = 1,  # noqa: E501
+    home: HomeOption = None,
+) -> None:
+    """Print the crontab line that runs this zoo (add it with 'crontab -e')."""
+    import shlex
+    import shutil
+
+    from zoo import render
+    from zoo.models.wire import KEY_ENV
+    from zoo.roster import load_roster
+
+    zoo_home = _home(home)
+    roster = load_roster(zoo_home)
+    script = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "zoo" else None
+    exe = str(script) if script is not None and script.is_file() else shutil.which("zoo") or "zoo"
+    when = "* * * * *" if every == 1 else f"*/{every} * * * *"
+    log = zoo_home.state / "cron.log"
+    keys: set[str] = set()
+    for tier in roster.models.values():
+        if tier.api_key_env:
+            keys.add(tier.api_key_env)
+        elif tier.provider == "auto":
+            keys.update(KEY_ENV.values())
+        elif tier.provider in KEY_ENV:
+            keys.add(KEY_ENV[tier.provider])
+    render.line(f"# zoo '{roster.name}': do the work that is due, every {every} min "
+                "(a run still busy makes the next one exit at once)")  # fmt: skip
+    if keys:
+        names = ", ".join(sorted(keys))
+        render.line(f"# real models read {names} from cron's environment; keep keys out of here")
+    command = f"{shlex.quote(exe)} --home {shlex.quote(str(zoo_home.root))} run --once"
+    render.line(f"{when} {command} >> {shlex.quote(str(log))} 2>&1")
+
+
 ApprovalId = Annotated[
     str, typer.Argument(metavar="ID", help="An approval id (A-0001), or a task id (T-0042).")
 ]
