@@ -25,7 +25,7 @@ COMPLETIONS = Match(path="*/chat/completions")
 """Replies for OpenAI calls only (not the `GET /models` check before the first one)."""
 
 
-def roster(llm: LLMockServer, *, model: str = "claude", extra: str = "") -> str:
+def roster(llm: LLMockServer, *, model: str = "claude", extra: str = "", fallback: str = "") -> str:
     return f"""\
 version: 1
 name: wire
@@ -35,6 +35,7 @@ models:
     provider: anthropic
     model: claude-haiku-4-5
     base_url: "{llm.url}/anthropic"
+    fallback: {fallback or "null"}
     price: {{input_per_mtok: 1.0, output_per_mtok: 5.0}}
   gpt:
     provider: openai
@@ -124,11 +125,7 @@ def test_400_is_not_retried(tmp_path: Path, llm: LLMockServer) -> None:
 def test_a_permanent_5xx_falls_back_then_escalates_and_loses_nothing(
     tmp_path: Path, llm: LLMockServer
 ) -> None:
-    home = wired(tmp_path, llm)
-    text = home.roster_path.read_text(encoding="utf-8").replace(
-        "    price: {", "    fallback: gpt\n    price: {"
-    )
-    home.roster_path.write_text(text, encoding="utf-8")
+    home = wired(tmp_path, llm, fallback="gpt")
     name = brief(home)
     llm.state.scenarios.add(Fail(503, retry_after=0.05, times=None, match=ANTHROPIC),
                             Fail(500, times=None, match=COMPLETIONS))  # fmt: skip
@@ -145,11 +142,7 @@ def test_a_permanent_5xx_falls_back_then_escalates_and_loses_nothing(
 def test_a_fallback_that_answers_is_used_and_priced_as_itself(
     tmp_path: Path, llm: LLMockServer
 ) -> None:
-    home = wired(tmp_path, llm)
-    text = home.roster_path.read_text(encoding="utf-8").replace(
-        "    price: {", "    fallback: gpt\n    price: {"
-    )
-    home.roster_path.write_text(text, encoding="utf-8")
+    home = wired(tmp_path, llm, fallback="gpt")
     brief(home)
     llm.state.scenarios.add(Fail(529, retry_after=0.05, times=None, match=ANTHROPIC),
                             Reply(text="Done by GPT.", match=COMPLETIONS))  # fmt: skip

@@ -37,7 +37,6 @@ from zoo.tasks import Task, utc_now
 if TYPE_CHECKING:
     from zoo.core import Zoo
 
-APPROVAL_ID = re.compile(r"^A-\d{4,}$")
 _FILE = re.compile(r"^(A-\d{4,})\.json$")
 
 

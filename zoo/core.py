@@ -62,9 +62,8 @@ class Zoo:
         """Raise `BudgetExceeded`, with the figures, if this call could break a budget."""
         budget = self.roster.budget
         tokens_in, tokens_out = estimate_tokens(request)
-        if budget.task_tokens is not None and task_tokens + tokens_in + tokens_out > (
-            budget.task_tokens
-        ):
+        cap = budget.task_tokens
+        if cap is not None and task_tokens + tokens_in + tokens_out > cap:
             raise BudgetExceeded(
                 f"task token budget: {task_tokens:,} tokens used and the next call could take "
                 f"{tokens_in + tokens_out:,} more, over budget.task_tokens "

@@ -361,9 +361,8 @@ def _turn(zoo: Zoo, task: Task, agent: str) -> tuple[Outcome, list[str], list[Ev
                 raise
             events.pending += attempt_events(reply.attempts, task.id, agent)
             usage = reply.usage
-            task.meta["tokens"] = (
-                int(task.meta.get("tokens") or 0) + usage.input_tokens + (usage.output_tokens)
-            )
+            used = usage.input_tokens + usage.output_tokens
+            task.meta["tokens"] = int(task.meta.get("tokens") or 0) + used
             usd = zoo.spent(agent, reply.tier or tier, usage)
             fields = _reply_fields(task, agent, reply.tier or tier, reply)
             events.add("model.reply", {**fields, "usd": usd})

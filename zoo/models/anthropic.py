@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import ModelConnectionError, ModelError
+from zoo.errors import ModelConnectionError
 from zoo.models.base import Message, Model, Reply, Request, ToolCall, Usage
-from zoo.models.wire import tool_call, translate
+from zoo.models.wire import streamed, tool_call
 
 _STOPS: dict[str, Any] = {"tool_use": "tool_use", "max_tokens": "max_tokens"}
 
@@ -43,14 +43,7 @@ class AnthropicModel(Model):
             ]
         if request.require_tool:
             params["tool_choice"] = {"type": "tool", "name": request.require_tool}
-        try:
-            stream = self.client.messages.create(**params)
-            with stream:
-                return _read(stream)
-        except ModelError:
-            raise
-        except Exception as e:  # the SDK's and httpx's errors, translated at the boundary
-            raise translate(e, "anthropic") from e
+        return streamed("anthropic", lambda: self.client.messages.create(**params), _read)
 
 
 def messages(history: tuple[Message, ...]) -> list[dict[str, Any]]:

@@ -13,9 +13,9 @@ import json
 import threading
 from typing import Any
 
-from zoo.errors import ModelConnectionError, ModelError, ModelUnavailable
+from zoo.errors import ModelConnectionError, ModelUnavailable
 from zoo.models.base import Message, Model, Reply, Request, Usage
-from zoo.models.wire import tool_call, translate
+from zoo.models.wire import streamed, tool_call, translate
 
 _STOPS: dict[str, Any] = {"tool_calls": "tool_use", "function_call": "tool_use",
                           "length": "max_tokens"}  # fmt: skip
@@ -54,14 +54,7 @@ class OpenAIModel(Model):
             ]  # fmt: skip
         if request.require_tool:
             params["tool_choice"] = {"type": "function", "function": {"name": request.require_tool}}
-        try:
-            stream = self.client.chat.completions.create(**params)
-            with stream:
-                return _read(stream)
-        except ModelError:
-            raise
-        except Exception as e:  # the SDK's and httpx's errors, translated at the boundary
-            raise translate(e, "openai") from e
+        return streamed("openai", lambda: self.client.chat.completions.create(**params), _read)
 
     def _check_server(self) -> None:
         """Before the first call to a `base_url` server: it answers and serves the model."""

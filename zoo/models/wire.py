@@ -9,14 +9,14 @@ share the shape this reads (`status_code`, `response.headers`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from zoo import secrets
 from zoo.errors import ModelConnectionError, ModelError, ModelHTTPError, ModelUnavailable
-from zoo.models.base import ToolCall
+from zoo.models.base import Reply, ToolCall
 from zoo.roster import Tier
 
 KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -71,6 +71,18 @@ def translate(error: Exception, provider: str) -> ModelError:
     if "Timeout" in name:
         return ModelConnectionError(f"{provider}: the call timed out")
     return ModelConnectionError(f"{provider}: no complete answer ({name}: {_short(error)})")
+
+
+def streamed(provider: str, create: Callable[[], Any], read: Callable[[Any], Reply]) -> Reply:
+    """Open a stream with `create`, read it whole with `read`; SDK errors become Zoo's."""
+    try:
+        stream = create()
+        with stream:
+            return read(stream)
+    except ModelError:
+        raise
+    except Exception as e:  # the SDK's and httpx's errors, translated at the boundary
+        raise translate(e, provider) from e
 
 
 def _message(error: Exception) -> str:
