@@ -26,7 +26,7 @@ class Route:
 
     agent: str | None
     by: str
-    """rules | model | cli"""
+    """rules | model | cli | schedule"""
     reason: str
     confidence: float | None = None
 
