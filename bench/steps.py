@@ -53,7 +53,7 @@ MODEL = "OfflineModel.complete (the model itself)"
 FSYNC = "os.fsync (inside the rows above)"
 CREATE = "os.open creating a new file (inside the rows above)"
 PARTS: dict[str, tuple[str, ...]] = {
-    "system_prompt (playbook, memories)": ("zoo.runner:system_prompt",),
+    "system_prompt (playbook, memories)": ("zoo.turn:system_prompt",),
     "tasks.save (task file write/move)": ("zoo.tasks:save",),
     "Journal.write_many (events)": ("zoo.journal:Journal.write_many",),
     "Memory.remember (remember tool)": ("zoo.memory:Memory.remember",),

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli
+from zoo import tasks
 from zoo.home import Home
+from zoo.journal import read_events
 
 
 def test_dispatch_json_names_the_routed_task(home: Home, zoo_cli: ZooCli) -> None:
@@ -215,6 +217,8 @@ def test_status_shows_work_in_progress_from_live_leases(home: Home, zoo_cli: Zoo
             doc = json.loads(zoo_cli("status", "--json", "--home", str(home.root)).out)
     finally:
         held.close()
+    beat = doc["working"][0].pop("heartbeat_age_s")
+    assert 0 <= beat < 5  # the lease was written just now
     assert doc["working"] == [{"task": "T-0001", "agent": "beaver",
                                "since": "2026-11-24T10:00:00Z", "pid": os.getpid()}]  # fmt: skip
     assert doc["tasks"]["working"] == 1 and doc["tasks"]["queued"] == 0
@@ -233,3 +237,46 @@ def test_cron_prints_a_crontab_line_for_this_home(home: Home, zoo_cli: ZooCli) -
     assert schedule == "*/5 * * * * "
     assert rest.endswith(f" --home {home.root} run --once >> {home.state / 'cron.log'} 2>&1")
     assert zoo_cli("cron", "--home", str(home.root), "--every", "0").code == 2
+
+
+def test_retry_sends_an_escalated_task_back_to_its_agent_or_another(
+    home: Home, zoo_cli: ZooCli
+) -> None:
+    from zoo.core import Zoo
+
+    zoo_cli("dispatch", "Fix the login bug", "--home", str(home.root))
+    zoo = Zoo.open(home)
+    task = tasks.find(home, "T-0001")
+    task.meta["handoffs"] = 10
+    zoo.escalate(task, "handed off 11 times, more than max_handoffs (10)", by="runner")
+
+    back = zoo_cli("retry", "T-0001", "--home", str(home.root))
+    assert back.code == 0
+    assert back.out == (
+        "T-0001 is queued for beaver again (workspaces/dev/T-0001-fix-the-login-bug.md); "
+        "zoo run picks it up\n"
+    )
+    task = tasks.find(home, "T-0001")
+    assert (task.status, task.agent, task.folder, task.meta["handoffs"]) == (
+        "queued", "beaver", "dev", 0)  # fmt: skip
+    assert "escalation" not in task.meta
+    retried = [e for e in read_events(home.journal_path) if e["event"] == "task.retried"]
+    assert retried[0]["escalation"] == "handed off 11 times, more than max_handoffs (10)"
+
+    again = zoo_cli("retry", "1", "--home", str(home.root))
+    assert again.code == 1
+    assert again.err == (
+        "zoo: T-0001 is queued, not escalated: only an escalated task can be retried\n"
+    )
+    zoo.escalate(tasks.find(home, "T-0001"), "needs a person", by="beaver")
+    wrong = zoo_cli("retry", "T-0001", "--to", "owll", "--home", str(home.root))
+    assert (wrong.code, wrong.err) == (
+        2,
+        "zoo: no agent 'owll' in zoo.yaml (did you mean 'owl'?)\n",
+    )
+    moved = json.loads(zoo_cli("retry", "T-0001", "--to", "owl", "--json",
+                               "--home", str(home.root)).out)  # fmt: skip
+    assert moved == {"id": "T-0001", "agent": "owl", "workspace": "qa",
+                     "path": "workspaces/qa/T-0001-fix-the-login-bug.md"}  # fmt: skip
+    missing = zoo_cli("retry", "T-0099", "--home", str(home.root))
+    assert missing.code == 1 and missing.err.startswith("zoo: no task T-0099")

@@ -113,12 +113,26 @@ def _decided(home: Home) -> Path:
 
 
 def request(
-    home: Home, task_id: str, agent: str, tool: str, args: dict[str, Any], why: str
+    home: Home,
+    task_id: str,
+    agent: str,
+    tool: str,
+    args: dict[str, Any],
+    why: str,
+    *,
+    once: bool = False,
 ) -> Approval:
-    """Queue an action for a person; the caller journals `approval.requested`."""
+    """Queue an action for a person; the caller journals `approval.requested`.
+
+    With `once` (a step redone after a crash), the same action of the same task already
+    waiting is that approval, not a second one.
+    """
     folder = _folder(home)
     folder.mkdir(parents=True, exist_ok=True)
     action = {"task": task_id, "agent": agent, "tool": tool, "arguments": args}
+    for waiting in pending(home) if once else ():
+        if waiting.task == task_id and waiting.hash == digest(action):
+            return waiting
     approval = Approval(
         id="", task=task_id, agent=agent, tool=tool, arguments=args, hash=digest(action),
         why=why, requested=utc_now(),

@@ -22,6 +22,7 @@ from zoo.secrets import redact, scan_environment
 if TYPE_CHECKING:
     from zoo import approvals
     from zoo.core import Zoo
+    from zoo.runner import RunReport
 
 app = typer.Typer(
     name="zoo",
@@ -185,11 +186,13 @@ def run(
     once: Annotated[
         bool, typer.Option("--once", help="Do the work due now, then exit (cron).")
     ] = False,  # noqa: E501
-    interval: Annotated[float, typer.Option(help="Seconds between looks for new work.")] = 1.0,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="Poll the folders every second instead of inotify.")
+    ] = False,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Run the agents: route briefs, work tasks, hand off, until stopped (or once)."""
+    """Run the agents: route briefs, work tasks, hand off, fire schedules, until stopped."""
     from zoo import render
     from zoo.core import Zoo
     from zoo.runner import RunnerBusy, run_once, runner_lock
@@ -200,8 +203,7 @@ def run(
             zoo = Zoo.open(zoo_home)
             if not once:
                 _announce_models(zoo)
-                _run_forever(zoo, interval)
-                return
+                raise typer.Exit(_run_live(zoo, poll))
             report = run_once(zoo, on_line=None if json_out else render.line)
     except RunnerBusy as e:
         render.error(f"another runner ({e}) holds {zoo_home.root}; nothing to do")
@@ -212,14 +214,18 @@ def run(
                         "escalated": report.escalated, "failed": report.failed,
                         "seconds": round(report.seconds, 3)})  # fmt: skip
     else:
-        render.line(
-            f"{report.steps} steps, {report.routed} routed, {report.done} done, "
-            f"{report.escalated} escalated in {report.seconds:.2f}s"
-        )
+        render.line(_summary(report))
         for failure in report.failed:
             render.error(failure)
     if not report.ok:
         raise typer.Exit(ExitStatus.ERROR)
+
+
+def _summary(report: RunReport) -> str:
+    return (
+        f"{report.steps} steps, {report.routed} routed, {report.done} done, "
+        f"{report.escalated} escalated in {report.seconds:.2f}s"
+    )
 
 
 def _announce_models(zoo: Zoo) -> None:
@@ -230,25 +236,46 @@ def _announce_models(zoo: Zoo) -> None:
         render.line(f"tier {tier}: {resolved.provider} ({resolved.why})")
 
 
-def _run_forever(zoo: Zoo, interval: float) -> None:
-    """Poll for due work until Ctrl-C. The file watcher replaces polling in a later version."""
-    import time
+def _run_live(zoo: Zoo, poll: bool) -> int:
+    """`zoo run`: watch and work until SIGINT or SIGTERM; the exit status.
 
-    from zoo import render
-    from zoo.runner import run_once
+    The first signal stops cleanly: no new step starts and the steps under way finish.
+    A second one exits at once; the steps it cuts short resume on the next run.
+    """
+    import signal
 
-    render.line(
-        f"zoo runner on {zoo.home.root}: looking for work every {interval:g}s (Ctrl-C stops)"
-    )
+    from zoo import liveview, render
+    from zoo.runner import Live
+    from zoo.watcher import Watcher
+
+    watcher = Watcher(zoo.home.workspaces, polling=poll)
+    live = Live(zoo, watcher, on_line=render.line)
+    mode = watcher.start()
+    tty = sys.stdout.isatty()
+    got: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if got:
+            render.error("stopped at once: the steps cut short resume on the next run")
+            os._exit(ExitStatus.INTERRUPTED)
+        got.append(signum)
+        live.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    render.line(f"zoo runner on {zoo.home.root}: watching workspaces/ ({mode}); Ctrl-C stops")
     try:
-        while True:
-            report = run_once(zoo, on_line=render.line)
-            for failure in report.failed:
-                render.error(failure)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        render.line("zoo runner stopped")
-        raise typer.Exit(ExitStatus.INTERRUPTED) from None
+        if tty:
+            with liveview.View(live, zoo.roster):
+                report = live.run()
+        else:
+            report = live.run()
+    finally:
+        watcher.stop()
+    for failure in report.failed:
+        render.error(failure)
+    render.line(f"zoo runner stopped: {_summary(report)}")
+    return ExitStatus.INTERRUPTED if got == [signal.SIGINT] else ExitStatus.OK
 
 
 @app.command()
@@ -385,6 +412,29 @@ def _decided(decision: approvals.Decision, json_out: bool) -> None:
     if decision.result is not None:
         render.line(decision.result)
     render.line(f"{decision.task} is queued for {decision.agent} again")
+
+
+@app.command()
+def retry(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="The escalated task (T-0042).")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="Send it to this agent instead of its own.")
+    ] = None,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Send an escalated task back to work: to its agent, or to --to AGENT."""
+    from zoo import render
+    from zoo.core import Zoo
+
+    zoo = Zoo.open(_home(home))
+    task = zoo.retry(task_id, to)
+    where = zoo.home.relative(task.path)
+    if json_out:
+        render.as_json({"id": task.id, "agent": task.agent, "workspace": task.folder,
+                        "path": where})  # fmt: skip
+        return
+    render.line(f"{task.id} is queued for {task.agent} again ({where}); zoo run picks it up")
 
 
 @app.command()

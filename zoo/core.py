@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zoo import tasks
-from zoo.errors import BudgetExceeded
+from zoo import leases, tasks
+from zoo.errors import BudgetExceeded, UsageError, UserError, did_you_mean
 from zoo.home import DONE, ESCALATIONS, Home
 from zoo.journal import Journal
 from zoo.memory import Memory
@@ -124,6 +124,27 @@ class Zoo:
         tasks.save(task)
         fields = {"task": task.id, "agent": task.agent, "approval": approval}
         self.journal.write_many([*before, ("task.waiting", fields)])
+
+    def retry(self, task_id: str, to: str | None = None) -> Task:
+        """Send an escalated task back to work: to `to`, else to the agent that had it.
+
+        The task gets a fresh count of handoffs. Sent to the lead (or when it had no
+        agent), it goes back to the inbox to be routed again.
+        """
+        task = tasks.find(self.home, task_id)
+        if task.status != "escalated":
+            raise UserError(f"{task.id} is {task.status}, not escalated: only an escalated "
+                            "task can be retried")  # fmt: skip
+        agent = to or task.agent or self.roster.lead
+        if agent not in self.roster.agents:
+            hint = did_you_mean(agent, list(self.roster.agents))
+            raise UsageError(f"no agent '{agent}' in zoo.yaml{hint}")
+        with leases.hold(self.home, task.id, agent, tasks.utc_now()):
+            reason = task.meta.get("escalation")
+            task.meta["handoffs"] = 0
+            self.assign(task, agent, event="task.retried",
+                        extra={"by": "person", "escalation": reason})  # fmt: skip
+        return task
 
     def finish(self, task: Task, *, before: Sequence[Event] = ()) -> None:
         task.meta.update(status="done", workspace=DONE)

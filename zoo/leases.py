@@ -1,17 +1,22 @@
 """Leases: `.zoo/leases/*.json` say who is working on which task, since when.
 
 The runner keeps one lease file for itself, rewritten in place as its agents start and
-finish tasks (no new file per step: creating files is the slow part of a step), and
-`zoo dispatch` holds one while it routes a new brief, so the runner never picks up a
-task another live process is in the middle of. A lease whose process is gone is stale
-and ignored; `zoo status` shows live leases as work in progress.
+finish tasks (no new file per step: creating files is the slow part of a step) and every
+few seconds as a heartbeat. `zoo dispatch`, `zoo approve` and `zoo retry` hold one while
+they move a task, so the runner never picks up a task another live process is in the
+middle of. A lease is stale once its process is gone or its heartbeat stops (a process
+on another machine sharing the folder, or a pid reused since); a stale lease is ignored,
+and the next runner removes it (`reclaim`). `zoo status` shows live leases as work in
+progress, with their heartbeat.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +24,11 @@ from typing import Any
 
 from zoo.fs import atomic_write, pid_alive
 from zoo.home import Home
+
+HEARTBEAT_S = 5.0
+"""How often a runner rewrites its lease file."""
+STALE_S = 60.0
+"""A runner lease whose heartbeat is older than this is stale even if its pid lives."""
 
 
 def _folder(home: Home) -> Path:
@@ -35,8 +45,17 @@ class RunnerLeases:
         self._tasks: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._size = 0
+        self._head = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._write()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._beating, name="zoo-heartbeat", daemon=True)
+        self._beat.start()
+
+    def _beating(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with self._lock:
+                self._write()
 
     @contextmanager
     def hold(self, task_id: str, agent: str, since: str) -> Iterator[None]:
@@ -50,14 +69,22 @@ class RunnerLeases:
                 self._tasks.pop(task_id, None)
                 self._write()
 
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        """The tasks held now: {task: {agent, since}}."""
+        with self._lock:
+            return {task: dict(lease) for task, lease in self._tasks.items()}
+
     def _write(self) -> None:
-        data = json.dumps({"pid": os.getpid(), "tasks": self._tasks}).encode()
+        doc = {**self._head, "heartbeat": _now(), "tasks": self._tasks}
+        data = json.dumps(doc).encode()
         # padded, never truncated (truncating costs more than the write); no fsync:
         # a lease never outlives its process
         self._size = max(self._size, len(data))
         os.pwrite(self._fd, data.ljust(self._size), 0)
 
     def close(self) -> None:
+        self._stop.set()
+        self._beat.join()
         os.close(self._fd)
         self.path.unlink(missing_ok=True)
 
@@ -68,7 +95,8 @@ def hold(home: Home, task_id: str, agent: str, since: str) -> Iterator[None]:
     folder = _folder(home)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{task_id}.json"
-    doc = {"pid": os.getpid(), "tasks": {task_id: {"agent": agent, "since": since}}}
+    doc = {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": _now(),
+           "tasks": {task_id: {"agent": agent, "since": since}}}  # fmt: skip
     atomic_write(path, json.dumps(doc), durable=False)
     try:
         yield
@@ -92,10 +120,46 @@ def live(home: Home, *, others_only: bool = False) -> dict[str, dict[str, Any]]:
         doc = _read(_folder(home) / name)
         if doc is None or (others_only and doc["pid"] == os.getpid()):
             continue
-        if pid_alive(doc["pid"]):
+        if not _stale(doc):
             for task_id, lease in doc["tasks"].items():
-                found[task_id] = {"task": task_id, **lease, "pid": doc["pid"]}
+                beat = doc.get("heartbeat")
+                found[task_id] = {"task": task_id, **lease, "pid": doc["pid"], "heartbeat": beat}
     return found
+
+
+def reclaim(home: Home) -> dict[int, list[str]]:
+    """Remove the lease files of dead processes: {pid: the tasks they held}.
+
+    Their tasks are still queued in their folders (a step saves only when it ends), so
+    the runner that calls this resumes or redoes them.
+    """
+    try:
+        names = os.listdir(_folder(home))
+    except FileNotFoundError:
+        return {}
+    dead: dict[int, list[str]] = {}
+    for name in names:
+        path = _folder(home) / name
+        doc = _read(path)
+        if doc is not None and doc["pid"] != os.getpid() and _stale(doc):
+            path.unlink(missing_ok=True)
+            dead[doc["pid"]] = sorted(doc["tasks"])
+    return dead
+
+
+def _stale(doc: dict[str, Any]) -> bool:
+    if doc.get("host", socket.gethostname()) != socket.gethostname():
+        beat = doc.get("heartbeat")
+        return not isinstance(beat, float | int) or time.time() - beat > STALE_S
+    if not pid_alive(doc["pid"]):
+        return True
+    beat = doc.get("heartbeat")
+    runner = doc.get("started") is not None  # only runners keep beating
+    return runner and isinstance(beat, float | int) and time.time() - beat > STALE_S
+
+
+def _now() -> float:
+    return round(time.time(), 3)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

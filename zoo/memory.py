@@ -20,7 +20,7 @@ from zoo.fs import sync_and_close, write_all
 from zoo.home import Home
 from zoo.secrets import redact
 
-HEADING = re.compile(r"^## (\S+) · ([\w-]+) · (\S+)[ \t]*$", re.MULTILINE)
+HEADING = re.compile(r"^## (\S+) · ([\w-]+) · (\S+)(?: · step (\d+))?[ \t]*$", re.MULTILINE)
 _WORD = re.compile(r"[a-z0-9]{3,}")
 _STOP = frozenset(
     "the and for with that this from are was were you your our have has not but all any can "
@@ -39,9 +39,18 @@ class Entry:
     agent: str
     task: str
     text: str
+    step: int | None = None
+    """The task's step that kept the note: with the task, the note's key."""
 
     def render(self) -> str:
-        return redact(f"## {self.time} · {self.agent} · {self.task}\n{self.text.strip()}\n")
+        step = f" · step {self.step}" if self.step is not None else ""
+        return redact(f"## {self.time} · {self.agent} · {self.task}{step}\n{self.text.strip()}\n")
+
+
+def _same_note(kept: Entry, new: Entry) -> bool:
+    return (kept.task, kept.step, kept.agent) == (new.task, new.step, new.agent) and (
+        kept.text == redact(new.text.strip())
+    )
 
 
 def words(text: str) -> set[str]:
@@ -54,7 +63,8 @@ def parse(text: str) -> list[Entry]:
     for i, match in enumerate(found):
         end = found[i + 1].start() if i + 1 < len(found) else len(text)
         note = text[match.end() : end].strip()
-        entries.append(Entry(match.group(1), match.group(2), match.group(3), note))
+        step = int(match.group(4)) if match.group(4) else None
+        entries.append(Entry(match.group(1), match.group(2), match.group(3), note, step))
     return entries
 
 
@@ -115,8 +125,11 @@ class Memory:
         self._cache: dict[Path, _Parsed] = {}
         self._guard = threading.Lock()
 
-    def remember(self, entry: Entry, shared: bool) -> Path:
+    def remember(self, entry: Entry, shared: bool, *, once: bool = False) -> Path:
+        """Append `entry`; with `once`, not if this step of the task already kept it."""
         path = self.home.memory_path if shared else self.home.agent_memory(entry.agent)
+        if once and any(_same_note(e, entry) for e in self.entries(path)):
+            return path
         title = "MEMORY" if shared else f"{entry.agent} · memory"
         rel = self.home.relative(path)
         append(self.home.root, rel, entry, title, self.home.ensure_state() / f"{path.name}.lock")

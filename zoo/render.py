@@ -40,7 +40,8 @@ def status(doc: dict[str, Any]) -> None:
     ]
     table(rows, right=(4, 5))
     for w in doc["working"]:
-        line(f"working: {w['task']} · {w['agent']} since {w['since']}")
+        beat = f", heartbeat {w['heartbeat_age_s']:.0f}s ago" if w.get("heartbeat_age_s") else ""
+        line(f"working: {w['task']} · {w['agent']} since {w['since']} (pid {w['pid']}{beat})")
     if doc["needs_person"]:
         out.print("\n[bold]needs a person[/]")
         for item in doc["needs_person"]:
@@ -50,7 +51,7 @@ def status(doc: dict[str, Any]) -> None:
         line(f"broken: {problem}")
     if doc["schedules"]:
         out.print("\n[bold]schedules[/]")
-        table([(s["name"], s["cron"], "-> " + s["agent"], f"next {s['next_run']}")
+        table([(s["name"], s["cron"], "-> " + s["agent"], _next_run(s), _last_run(s))
                for s in doc["schedules"]], indent="  ")  # fmt: skip
     spend = doc["spend"]
     budget = f" of ${spend['budget_usd']:.2f}" if spend["budget_usd"] is not None else ""
@@ -78,6 +79,21 @@ def table(rows: Sequence[Sequence[str]], right: tuple[int, ...] = (), indent: st
 
 def _n(value: int) -> str:
     return str(value) if value else "·"
+
+
+def _next_run(schedule: dict[str, Any]) -> str:
+    if schedule["next_run"] is None:
+        return "never: the cron does not parse (see 'zoo check')"
+    if schedule.get("due"):
+        return f"due now (missed {schedule['next_run']})"
+    return f"next {schedule['next_run']}"
+
+
+def _last_run(schedule: dict[str, Any]) -> str:
+    if not schedule.get("last_run"):
+        return "not run yet"
+    task = f" ({schedule['last_task']})" if schedule.get("last_task") else ""
+    return f"last {schedule['last_run']}{task}"
 
 
 def show(doc: dict[str, Any]) -> None:

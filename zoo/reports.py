@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from zoo import leases, tasks
 from zoo.errors import TaskFileError
-from zoo.fs import atomic_write
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
-from zoo.roster import Roster, load_roster
+from zoo.roster import load_roster
+from zoo.schedules import overview
 from zoo.tasks import STATUSES, Task
 
 
@@ -62,12 +63,23 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
         "zoo": {"name": roster.name, "home": str(home.root)},
         "agents": agents,
         "tasks": counts,
-        "working": sorted(working.values(), key=lambda w: str(w.get("since"))),
+        "working": _working(working),
         "needs_person": needs_person,
-        "schedules": schedules(roster, home, now),
+        "schedules": overview(roster, home, now),
         "spend": spend_today(home, roster.budget.daily_usd, now),
         "broken": broken,
     }
+
+
+def _working(working: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Live leases, oldest first, with how long ago their runner last beat."""
+    now = time.time()
+    out = []
+    for lease in sorted(working.values(), key=lambda w: str(w.get("since"))):
+        beat = lease.pop("heartbeat", None)
+        age = round(max(0.0, now - beat), 1) if isinstance(beat, float | int) else None
+        out.append({**lease, "heartbeat_age_s": age})
+    return out
 
 
 def _approvals(home: Home, titles: dict[str, str]) -> list[dict[str, Any]]:
@@ -93,56 +105,6 @@ def _try_read(path: Any, broken: list[str]) -> Task | None:
     except FileNotFoundError:
         pass
     return None
-
-
-def schedules(roster: Roster, home: Home, now: datetime | None = None) -> list[dict[str, Any]]:
-    now = now or datetime.now(UTC)
-    cache = _NextRuns(home)
-    out = []
-    for name, sched in roster.schedules.items():
-        next_run = cache.next_after(sched.cron, now)
-        out.append({"name": name, "cron": sched.cron, "agent": sched.agent, "next_run": next_run})
-    cache.save()
-    return out
-
-
-class _NextRuns:
-    """Next cron times, cached in `.zoo/next-runs.json` until they pass.
-
-    For any moment before a cached next time, the next time is that same one, so the
-    cache is exact; croniter is only imported when a cached time has passed.
-    """
-
-    def __init__(self, home: Home) -> None:
-        self.path = home.state / "next-runs.json"
-        try:
-            self.doc: dict[str, str] = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
-            self.doc = {}
-        self.changed = False
-
-    def next_after(self, cron: str, now: datetime) -> str | None:
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        cached = self.doc.get(cron)
-        if isinstance(cached, str) and cached > stamp:
-            return cached
-        from croniter import croniter
-
-        try:
-            nxt = croniter(cron, now).get_next(datetime).astimezone(UTC)
-        except (ValueError, KeyError):
-            return None
-        self.doc[cron] = nxt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.changed = True
-        return self.doc[cron]
-
-    def save(self) -> None:
-        if self.changed:
-            try:
-                self.path.parent.mkdir(exist_ok=True)
-                atomic_write(self.path, json.dumps(self.doc), durable=False)
-            except OSError:
-                pass
 
 
 def spend_today(home: Home, budget: float | None, now: datetime | None = None) -> dict[str, Any]:

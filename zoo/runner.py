@@ -15,20 +15,24 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoo import approvals, leases, tasks
-from zoo.confine import ConfinementError, read_in_home
-from zoo.core import Event, Zoo, attempt_events
-from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, NotFound, TaskFileError
+from zoo import leases, steplog, tasks
+from zoo.core import Event, Zoo
+from zoo.errors import NotFound, TaskFileError
 from zoo.fs import atomic_move, atomic_write, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
-from zoo.memory import Entry
-from zoo.models.base import Message, Reply, Request, ToolCall
 from zoo.router import route_task
+from zoo.steplog import StepLog
 from zoo.tasks import Task, utc_now
-from zoo.tools import NeedsApproval, Outcome, ToolContext, ToolRefused, execute, specs
+from zoo.tools import Outcome
+from zoo.turn import section, turn
+
+if TYPE_CHECKING:
+    from zoo.autocommit import AutoCommitter
+    from zoo.watcher import Watcher
 
 
 @dataclass
@@ -103,57 +107,249 @@ def _holder(state: Any) -> str:
 def run_once(
     zoo: Zoo, *, concurrency: int | None = None, on_line: Callable[[str], None] | None = None
 ) -> RunReport:
-    """Do all work due now, then return. The caller holds `runner_lock`."""
+    """Do all work due now (due schedules included), then return. The caller holds
+    `runner_lock`."""
     started = time.perf_counter()
     report = RunReport(on_line=on_line)
     workers = max(1, concurrency or zoo.roster.defaults.concurrency)
-    for folder in (*tasks.active_folders(zoo.home), zoo.home.workspace(DONE),
-                   zoo.home.workspace(ESCALATIONS), zoo.home.root):  # fmt: skip
-        sweep_tmp(folder)
     seen_broken: set[tuple[str, int]] = set()
-    held = leases.RunnerLeases(zoo.home)
+    shift = Shift.begin(zoo, report)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
             while not report.budget_spent:
+                fire_schedules(zoo, report)
                 due = collect_due(zoo, report, seen_broken)
                 if not due:
                     break
-                running = {pool.submit(step, zoo, task, report, held) for task in due}
+                running = {pool.submit(shift.step, task) for task in due}
                 while running:
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         nxt = future.result()
                         if nxt is not None:
-                            running.add(pool.submit(step, zoo, nxt, report, held))
+                            running.add(pool.submit(shift.step, nxt))
     finally:
-        held.close()
-    zoo.ledger.flush()
+        shift.end()
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class Shift:
+    """What a runner holds while it works: its leases, and the committer of its work."""
+
+    zoo: Zoo
+    report: RunReport
+    held: leases.RunnerLeases
+    committer: AutoCommitter | None = None
+
+    @classmethod
+    def begin(cls, zoo: Zoo, report: RunReport) -> Shift:
+        """Clean up after a runner that died, then hold this one's leases."""
+        for folder in (*tasks.active_folders(zoo.home), zoo.home.workspace(DONE),
+                       zoo.home.workspace(ESCALATIONS), zoo.home.root):  # fmt: skip
+            sweep_tmp(folder)
+        for pid, interrupted in leases.reclaim(zoo.home).items():
+            zoo.journal.write("runner.reclaimed", pid=pid, tasks=interrupted)
+            if interrupted:
+                report.add(None, f"runner pid {pid} died working on {', '.join(interrupted)}: "
+                                 "resuming")  # fmt: skip
+        _sweep_step_logs(zoo)
+        committer = None
+        if zoo.roster.git.autocommit:
+            from zoo.autocommit import AutoCommitter
+
+            committer = AutoCommitter.start(zoo.home, on_line=lambda line: report.add(None, line))
+        return cls(zoo, report, leases.RunnerLeases(zoo.home), committer)
+
+    def step(self, task: Task) -> Task | None:
+        title, agent, steps = task.title, task.agent, task.steps
+        nxt = step(self.zoo, task, self.report, self.held)
+        if self.committer is not None and agent is not None and task.steps > steps:
+            self.committer.note(task.id, agent, title)
+        return nxt
+
+    def end(self) -> None:
+        self.held.close()
+        self.zoo.ledger.flush()
+        if self.committer is not None:
+            self.committer.close()
+
+
+class Live:
+    """`zoo run`: the long-running runner (DESIGN §4-§5).
+
+    The main thread waits on the file watcher (or the next schedule), reads only the task
+    files that changed, and hands each task that is due to a worker thread, which works
+    it and follows its handoffs. A full look at every folder happens at the start, when
+    the watcher asks for one, and every `RESCAN_S` as a safety net. `stop()` (SIGINT,
+    SIGTERM) starts no new step; steps under way finish and are saved.
+    """
+
+    RESCAN_S = 30.0
+
+    def __init__(
+        self,
+        zoo: Zoo,
+        watcher: Watcher,
+        *,
+        concurrency: int | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.zoo = zoo
+        self.watcher = watcher
+        self.report = RunReport(on_line=on_line)
+        self.workers = max(1, concurrency or zoo.roster.defaults.concurrency)
+        self.stopping = threading.Event()
+        self.shift: Shift | None = None
+        self._inflight: set[str] = set()
+        self._guard = threading.Lock()
+        self._broken: set[tuple[str, int]] = set()
+        self._fire_at = datetime.now(UTC) if zoo.roster.schedules else None
+        """When the next schedule is due (None: no schedules)."""
+        roster = zoo.roster  # the folders a person may drop files into, before the watch
+        for folder in sorted({INBOX, *(roster.workspace_of(agent) for agent in roster.agents)}):
+            zoo.home.workspace(folder).mkdir(parents=True, exist_ok=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.watcher.poke()
+
+    def working(self) -> dict[str, dict[str, str]]:
+        """What each worker is doing now: {task: {agent, since}}."""
+        return self.shift.held.snapshot() if self.shift is not None else {}
+
+    def run(self) -> RunReport:
+        """Work until `stop()`; the caller holds `runner_lock` and started the watcher."""
+        started = time.perf_counter()
+        self.shift = Shift.begin(self.zoo, self.report)
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="zoo-step")
+        try:
+            paths: set[Path] | None = None
+            rescan_at = 0.0
+            while not self.stopping.is_set():
+                self._fire_schedules()
+                if paths is None or time.monotonic() >= rescan_at:
+                    due = collect_due(self.zoo, self.report, self._broken)
+                    rescan_at = time.monotonic() + self.RESCAN_S
+                else:
+                    due = self._due_among(paths)
+                for task in due:
+                    self._start(pool, task)
+                paths = self.watcher.wait(self._sleep_s(rescan_at))
+        finally:
+            self.stopping.set()
+            pool.shutdown(wait=True)
+            self.shift.end()
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _fire_schedules(self) -> None:
+        """Fire the schedules due, then note when the next one is (no file read until)."""
+        if self._fire_at is None or datetime.now(UTC) < self._fire_at:
+            return
+        from zoo import schedules
+
+        fire_schedules(self.zoo, self.report)
+        self._fire_at = schedules.next_due(self.zoo.roster, self.zoo.home)
+
+    def _sleep_s(self, rescan_at: float) -> float:
+        wake = rescan_at - time.monotonic()
+        if self._fire_at is not None:
+            wake = min(wake, (self._fire_at - datetime.now(UTC)).total_seconds() + 0.001)
+        return max(0.0, wake)
+
+    def _due_among(self, paths: set[Path]) -> list[Task]:
+        """The due tasks among the files that changed (those not being worked already)."""
+        due = []
+        everywhere = _everywhere(self.zoo.home)
+        for path in sorted(paths):
+            match = tasks.TASK_NAME.match(path.name)
+            if match and match.group(1) in self._inflight:
+                continue  # its worker wrote it (or will find the change when it saves)
+            task = _due(self.zoo, path, self.report, self._broken, everywhere)
+            if task is not None:
+                due.append(task)
+        return due
+
+    def _start(self, pool: ThreadPoolExecutor, task: Task) -> None:
+        with self._guard:
+            if task.id in self._inflight:
+                return
+            self._inflight.add(task.id)
+        pool.submit(self._work, task)
+
+    def _work(self, task: Task) -> None:
+        """Work `task` and follow its handoffs until it rests (or the runner stops)."""
+        assert self.shift is not None
+        task_id = task.id
+        try:
+            nxt: Task | None = task
+            while nxt is not None and not self.stopping.is_set():
+                nxt = self.shift.step(nxt)
+        finally:
+            with self._guard:
+                self._inflight.discard(task_id)
+
+
+def fire_schedules(zoo: Zoo, report: RunReport) -> None:
+    """Queue a task for every schedule whose time has come (schedules.py)."""
+    if not zoo.roster.schedules:
+        return
+    from zoo import schedules
+
+    for fired in schedules.fire_due(zoo):
+        missed = f", catching up {fired.missed} missed run(s)" if fired.missed else ""
+        report.add(None, f"schedule {fired.name} fired for {fired.slot}{missed}: "
+                         f"{fired.task} queued for {fired.agent}")  # fmt: skip
+
+
+def _sweep_step_logs(zoo: Zoo) -> None:
+    """Remove step logs no task will resume: the runner died after the step's save."""
+    for task_id, number, agent, path in steplog.leftovers(zoo.home):
+        try:
+            task = tasks.find(zoo.home, task_id)
+        except (NotFound, TaskFileError):
+            task = None
+        if task is None or (task.status, task.agent, task.steps + 1) != ("queued", agent, number):
+            path.unlink(missing_ok=True)
 
 
 def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
     """Route the inbox, follow hand edits, and return every task queued for an agent."""
     due: list[Task] = []
-    active = tasks.active_folders(zoo.home)
-    everywhere = [*active, zoo.home.workspace(DONE), zoo.home.workspace(ESCALATIONS)]
-    for folder in active:
+    everywhere = _everywhere(zoo.home)
+    for folder in tasks.active_folders(zoo.home):
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
-            task = _read(zoo, path, report, seen_broken)
-            if task is not None and "id" in task.meta:
-                if leases.held_by_other(zoo.home, task.id):
-                    continue  # `zoo dispatch` is routing it right now
-                task = _settle_copies(zoo, task, everywhere)
-            if task is None or task.status != "queued" or task.path.parent != folder:
-                continue
-            if folder.name == INBOX:
-                routed = _route_inbox(zoo, task, report)
-                if routed is not None:
-                    due.append(routed)
-            elif _follow_hand_edit(zoo, task, report):
+            task = _due(zoo, path, report, seen_broken, everywhere)
+            if task is not None:
                 due.append(task)
     return due
+
+
+def _everywhere(home: Home) -> list[Path]:
+    return [*tasks.active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]
+
+
+def _due(
+    zoo: Zoo,
+    path: Path,
+    report: RunReport,
+    seen_broken: set[tuple[str, int]],
+    everywhere: list[Path],
+) -> Task | None:
+    """The task at `path` if it is due for an agent now, routing it if it is a brief."""
+    task = _read(zoo, path, report, seen_broken)
+    if task is not None and "id" in task.meta:
+        if leases.held_by_other(zoo.home, task.id):
+            return None  # `zoo dispatch` is routing it right now
+        task = _settle_copies(zoo, task, everywhere)
+    if task is None or task.status != "queued" or task.path.parent != path.parent:
+        return None
+    if path.parent.name == INBOX:
+        return _route_inbox(zoo, task, report)
+    return task if _follow_hand_edit(zoo, task, report) else None
 
 
 def _settle_copies(zoo: Zoo, task: Task, folders: list[Path]) -> Task | None:
@@ -258,7 +454,11 @@ def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
 
 
 def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> Task | None:
-    """One agent turn on `task`; the task if it is now queued for another agent."""
+    """One agent turn on `task`; the task if it is now queued for another agent.
+
+    The step is keyed by (task, step number): its log (steplog.py) lets a run after a
+    crash resume it where it stopped, and its result lands in one atomic task save.
+    """
     agent = task.agent
     assert agent is not None
     if zoo.daily_budget_spent():  # the task stays queued for tomorrow (or a higher budget)
@@ -270,17 +470,29 @@ def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> 
         report.budget_spent = True
         return None
     started = utc_now()
+    number = task.steps + 1
     with held.hold(task.id, agent, started):
-        outcome, texts, events, error = _turn(zoo, task, agent)
-    report.add("steps")
-    task.meta["steps"] = task.steps + 1
-    task.append_section(f"{agent} · {started}", _section(texts, outcome, error))
-    events.append(("step.finished", {"task": task.id, "agent": agent, "step": task.steps}))
-    if error is not None:
-        zoo.escalate(task, error, by=agent, failed=True, before=events)
-        report.add("escalated", f"{task.id} {agent} failed: {error}", f"{task.id} {agent}: {error}")
-        return None
-    return _after_turn(zoo, task, agent, outcome, events, report)
+        log = StepLog(zoo.home, task.id, number, agent)
+        saved = False
+        try:
+            outcome, texts, events, error = turn(zoo, task, agent, log)
+            if log.resumed:
+                report.add(None, f"{task.id} {agent} resumed step {number} after an interruption")
+            report.add("steps")
+            task.meta["steps"] = number
+            task.append_section(f"{agent} · {started}", section(texts, outcome, error))
+            events.append(("step.finished", {"task": task.id, "agent": agent, "step": number}))
+            if error is not None:
+                zoo.escalate(task, error, by=agent, failed=True, before=events)
+                report.add("escalated", f"{task.id} {agent} failed: {error}",
+                           f"{task.id} {agent}: {error}")  # fmt: skip
+                saved = True
+                return None
+            nxt = _after_turn(zoo, task, agent, outcome, events, report)
+            saved = True
+            return nxt
+        finally:
+            log.close(done=saved)
 
 
 def _after_turn(
@@ -312,164 +524,3 @@ def _after_turn(
     zoo.assign(task, target, event="task.handoff", extra=extra, before=events)
     report.add("handoffs", f"{task.id} {agent} -> {target}")
     return task
-
-
-class _Events:
-    """The events of one step, in order. Those up to each tool call are written as the call
-    happens (so every tool execution has its event even if the step dies), the rest with
-    the step's final move, durably."""
-
-    def __init__(self, zoo: Zoo) -> None:
-        self.journal = zoo.journal
-        self.pending: list[Event] = []
-
-    def add(self, kind: str, fields: dict[str, Any]) -> None:
-        self.pending.append((kind, fields))
-
-    def flush(self) -> None:
-        """Write what is pending now, without waiting for the disk (the step's end does)."""
-        if self.pending:
-            self.journal.write_many(self.pending, durable=False)
-            self.pending = []
-
-
-def _turn(zoo: Zoo, task: Task, agent: str) -> tuple[Outcome, list[str], list[Event], str | None]:
-    """The model/tool loop of one turn: (outcome, texts, events not yet written, error)."""
-    roster = zoo.roster
-    ctx = ToolContext(zoo.home, roster, agent, task.id, zoo.memory, env=dict(zoo.models.env))
-    tier = roster.tier_name(agent)
-    events = _Events(zoo)
-    events.add("step.started", {"task": task.id, "agent": agent, "tier": tier})
-    texts: list[str] = []
-    limit = roster.max_turns(agent)
-    try:
-        base = Request(
-            system=system_prompt(zoo, agent, task),
-            messages=(),
-            tools=specs(roster, agent),
-            meta={"agent": agent, "task": task.id, "purpose": "turn"},
-        )
-        messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
-        model = zoo.models.for_tier(tier)
-        for _ in range(limit):
-            request = _with(base, messages)
-            zoo.check_budget(tier, request, int(task.meta.get("tokens") or 0))
-            try:
-                reply = model.complete(request)
-            except ModelError as e:
-                events.pending += attempt_events(e.attempts, task.id, agent)
-                raise
-            events.pending += attempt_events(reply.attempts, task.id, agent)
-            usage = reply.usage
-            used = usage.input_tokens + usage.output_tokens
-            task.meta["tokens"] = int(task.meta.get("tokens") or 0) + used
-            usd = zoo.spent(agent, reply.tier or tier, usage)
-            fields = _reply_fields(task, agent, reply.tier or tier, reply)
-            events.add("model.reply", {**fields, "usd": usd})
-            if reply.text.strip():
-                texts.append(reply.text.strip())
-            messages.append(Message("assistant", reply.text, reply.tool_calls))
-            if not reply.tool_calls:
-                return ctx.outcome, texts, events.pending, None
-            for call in reply.tool_calls:
-                messages.append(_run_tool(ctx, call, events))
-            if ctx.outcome.waiting is not None:
-                return ctx.outcome, texts, events.pending, None
-        if ctx.outcome.handoff_to or ctx.outcome.escalation:
-            return ctx.outcome, texts, events.pending, None
-        raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
-    except (ModelError, ConfinementError, BudgetExceeded) as e:
-        events.add("model.error" if isinstance(e, ModelError) else "step.refused",
-                   {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
-                    "kind": type(e).__name__})  # fmt: skip
-        return ctx.outcome, texts, events.pending, str(e)
-
-
-def _with(base: Request, messages: list[Message]) -> Request:
-    return Request(base.system, tuple(messages), base.tools, base.require_tool,
-                   base.max_tokens, base.meta)  # fmt: skip
-
-
-def _reply_fields(task: Task, agent: str, tier: str, reply: Reply) -> dict[str, Any]:
-    return {
-        "task": task.id, "agent": agent, "tier": tier, "model": reply.model or None,
-        "input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens,
-        "tool_calls": len(reply.tool_calls) or None,
-    }  # fmt: skip
-
-
-def _run_tool(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
-    """Check and run one call; its event is written before the model hears back."""
-    fields: dict[str, Any] = {"task": ctx.task_id, "agent": ctx.agent, "tool": call.name}
-    try:
-        done = execute(ctx, call)
-    except ToolRefused as e:
-        events.add("tool.refused", {**fields, "error": str(e)})
-        events.flush()
-        return Message("tool", f"error: {e}", tool_call_id=call.id, is_error=True)
-    except NeedsApproval as gate:
-        approval = approvals.request(ctx.home, ctx.task_id, ctx.agent, gate.tool,
-                                     gate.arguments, gate.why)  # fmt: skip
-        ctx.outcome.waiting = approval.id
-        ctx.outcome.handoff_to = None
-        ctx.outcome.notes.append(f"waiting for approval {approval.id}: {approval.preview}")
-        events.add("approval.requested", {**fields, "approval": approval.id,
-                   "action_hash": approval.hash, "preview": approval.preview,
-                   "why": gate.why})  # fmt: skip
-        events.flush()
-        text = (f"{approval.id}: this action waits for a person's approval ({gate.why}). "
-                "End your turn now; you continue once a person has decided.")  # fmt: skip
-        return Message("tool", text, tool_call_id=call.id)
-    events.add("tool.call", {**fields, **done.fields})
-    events.flush()
-    return Message("tool", done.text, tool_call_id=call.id)
-
-
-def _section(texts: list[str], outcome: Outcome, error: str | None) -> str:
-    parts = ["\n\n".join(texts) if texts else "*(no text)*"]
-    effects = [f"- {note}" for note in outcome.notes]
-    if outcome.handoff_to:
-        note = f": {outcome.handoff_note}" if outcome.handoff_note else ""
-        effects.append(f"- handoff to {outcome.handoff_to}{note}")
-    if outcome.escalation:
-        effects.append(f"- escalated: {outcome.escalation}")
-    if error:
-        effects.append(f"- failed: {error}")
-    if effects:
-        parts.append("\n".join(effects))
-    return "\n\n".join(parts)
-
-
-def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
-    """Playbook + the agent's memory + the relevant part of MEMORY.md + how to work here."""
-    roster = zoo.roster
-    spec = roster.agents[agent]
-    raw = read_in_home(zoo.home.root, f"agents/{agent}.md")
-    text = raw.decode("utf-8", errors="replace") if raw is not None else f"# {spec.role}\n"
-    targets = ", ".join(spec.handoff)
-    lines = [
-        text.rstrip(),
-        "",
-        "---",
-        f"You are {agent}, the {spec.role} of the {roster.name} team. {spec.description}",
-        f"You are working on task {task.id}. Your reply is appended to the task file as your "
-        "section: write what you did and what you produced.",
-        f"Your workspace is '{roster.workspace_of(agent)}'; you may read "
-        f"{', '.join(roster.readable(agent))} and write {', '.join(roster.writable(agent))}.",
-        f"When your part is done the task goes to {targets} (use handoff to choose)."
-        if targets
-        else "When your part is done, the task is done.",
-        "If a person must decide or act, call escalate with the reason.",
-    ]
-    own = zoo.memory.own(agent)
-    if own:
-        lines += ["", "# Your memory", *(_entry_line(e) for e in own)]
-    shared = zoo.memory.relevant(f"{task.title}\n{task.body}")
-    if shared:
-        lines += ["", "# Team memory (MEMORY.md, the entries relevant to this task)"]
-        lines += [_entry_line(e) for e in shared]
-    return "\n".join(lines)
-
-
-def _entry_line(entry: Entry) -> str:
-    return f"- {entry.text} ({entry.agent}, {entry.task}, {entry.time})"

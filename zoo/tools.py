@@ -63,6 +63,10 @@ class ToolContext:
     memory: Memory
     env: dict[str, str] = field(default_factory=dict)
     """The environment commands start from (secrets are taken out)."""
+    step: int | None = None
+    """The task's step these calls belong to: with the task, the key of their effects."""
+    redo: bool = False
+    """The call being made may already have had its effect (a step resumed after a crash)."""
     outcome: Outcome = field(default_factory=Outcome)
 
 
@@ -143,6 +147,17 @@ def execute(ctx: ToolContext, call: ToolCall) -> Performed:
     return perform(ctx, call.name, args)
 
 
+def waits_for_person(ctx: ToolContext, call: ToolCall) -> bool:
+    """True if this call would wait for approval rather than run (or be refused)."""
+    if call.error is not None:
+        return False
+    try:
+        args = _checked(ctx, call.name, call.arguments)
+    except ToolRefused:
+        return False
+    return _needs_person(ctx, call.name, args) is not None
+
+
 def perform(ctx: ToolContext, tool: str, args: dict[str, Any]) -> Performed:
     """Run a call, checked again here; also how `zoo approve` runs an approved action."""
     args = _checked(ctx, tool, args)
@@ -196,9 +211,9 @@ def _first_line(text: str, limit: int = 100) -> str:
 
 def _remember(ctx: ToolContext, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     note, shared = _note(ctx, args)
-    entry = Entry(utc_now(), ctx.agent, ctx.task_id, note)
+    entry = Entry(utc_now(), ctx.agent, ctx.task_id, note, ctx.step)
     try:
-        path = ctx.memory.remember(entry, shared=shared)
+        path = ctx.memory.remember(entry, shared=shared, once=ctx.redo)
     except confine.ConfinementError as e:
         raise ToolRefused(str(e)) from None
     where = "MEMORY.md" if shared else f"agents/{path.name}"

@@ -1,0 +1,251 @@
+"""One agent's turn on one task: the model/tool loop of DESIGN §5, step 3.
+
+The agent gets its playbook, its memory, the relevant part of MEMORY.md and the task,
+with the tools its roster entry allows; each tool call is checked (tools.py) and
+journaled as it happens. The turn returns what the agent decided and wrote; the runner
+saves it. What the step log (steplog.py) holds from an interrupted run of the same step
+is replayed, so a resumed step neither asks the model again nor repeats an effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo import approvals
+from zoo.confine import ConfinementError, read_in_home
+from zoo.core import Event, Zoo, attempt_events
+from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError
+from zoo.memory import Entry
+from zoo.models.base import Message, Reply, Request, ToolCall
+from zoo.steplog import StepLog, call_key
+from zoo.tasks import Task
+from zoo.tools import (
+    NeedsApproval,
+    Outcome,
+    ToolContext,
+    ToolRefused,
+    execute,
+    specs,
+    waits_for_person,
+)
+
+
+class _Events:
+    """The events of one step, in order. Those up to each tool call are written as the call
+    happens (so every tool execution has its event even if the step dies), the rest with
+    the step's final move, durably."""
+
+    def __init__(self, zoo: Zoo) -> None:
+        self.journal = zoo.journal
+        self.pending: list[Event] = []
+
+    def add(self, kind: str, fields: dict[str, Any]) -> None:
+        self.pending.append((kind, fields))
+
+    def flush(self) -> None:
+        """Write what is pending now, without waiting for the disk (the step's end does)."""
+        if self.pending:
+            self.journal.write_many(self.pending, durable=False)
+            self.pending = []
+
+
+def turn(
+    zoo: Zoo, task: Task, agent: str, log: StepLog
+) -> tuple[Outcome, list[str], list[Event], str | None]:
+    """The model/tool loop of one turn: (outcome, texts, events not yet written, error).
+
+    What `log` holds from an interrupted run of this step is replayed, not redone.
+    """
+    roster = zoo.roster
+    ctx = ToolContext(zoo.home, roster, agent, task.id, zoo.memory, env=dict(zoo.models.env),
+                      step=task.steps + 1)  # fmt: skip
+    tier = roster.tier_name(agent)
+    events = _Events(zoo)
+    resumed = log.resumed
+    started: dict[str, Any] = {"task": task.id, "agent": agent, "tier": tier}
+    if resumed:
+        started["resumed"] = {"replies": len(resumed.replies), "results": len(resumed.results)}
+    events.add("step.started", started)
+    texts: list[str] = []
+    limit = roster.max_turns(agent)
+    try:
+        base = Request(
+            system=system_prompt(zoo, agent, task),
+            messages=(),
+            tools=specs(roster, agent),
+            meta={"agent": agent, "task": task.id, "purpose": "turn"},
+        )
+        messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
+        for turn in range(limit):
+            if turn < len(resumed.replies):
+                reply = resumed.replies[turn]
+                _count_tokens(task, reply)
+            else:
+                reply = _ask(zoo, task, agent, tier, _with(base, messages), events)
+                log.reply(reply)
+            if reply.text.strip():
+                texts.append(reply.text.strip())
+            messages.append(Message("assistant", reply.text, reply.tool_calls))
+            if not reply.tool_calls:
+                return ctx.outcome, texts, events.pending, None
+            for i, call in enumerate(reply.tool_calls):
+                messages.append(_call(ctx, call, call_key(turn, i), events, log))
+            if ctx.outcome.waiting is not None:
+                return ctx.outcome, texts, events.pending, None
+        if ctx.outcome.handoff_to or ctx.outcome.escalation:
+            return ctx.outcome, texts, events.pending, None
+        raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
+    except (ModelError, ConfinementError, BudgetExceeded) as e:
+        events.add("model.error" if isinstance(e, ModelError) else "step.refused",
+                   {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
+                    "kind": type(e).__name__})  # fmt: skip
+        return ctx.outcome, texts, events.pending, str(e)
+
+
+def _ask(zoo: Zoo, task: Task, agent: str, tier: str, request: Request, events: _Events) -> Reply:
+    """One model call, paid for and journaled before the step log records its reply."""
+    zoo.check_budget(tier, request, int(task.meta.get("tokens") or 0))
+    try:
+        reply = zoo.models.for_tier(tier).complete(request)
+    except ModelError as e:
+        events.pending += attempt_events(e.attempts, task.id, agent)
+        raise
+    events.pending += attempt_events(reply.attempts, task.id, agent)
+    _count_tokens(task, reply)
+    usd = zoo.spent(agent, reply.tier or tier, reply.usage)
+    events.add("model.reply", {**_reply_fields(task, agent, reply.tier or tier, reply), "usd": usd})
+    events.flush()
+    return reply
+
+
+def _count_tokens(task: Task, reply: Reply) -> None:
+    used = reply.usage.input_tokens + reply.usage.output_tokens
+    task.meta["tokens"] = int(task.meta.get("tokens") or 0) + used
+
+
+def _call(ctx: ToolContext, call: ToolCall, key: str, events: _Events, log: StepLog) -> Message:
+    """One tool call of the step: replayed from the log, redone with care, or run."""
+    logged = log.resumed.results.get(key)
+    if logged is not None:
+        ctx.outcome = Outcome(**{**logged.outcome, "notes": list(logged.outcome["notes"])})
+        return Message("tool", logged.text, tool_call_id=call.id, is_error=logged.is_error)
+    if key in log.resumed.interrupted:
+        message = _redo(ctx, call, events)
+    else:
+        log.intent(key)
+        message = _run_tool(ctx, call, events)
+    log.result(key, message.content, message.is_error, ctx.outcome)
+    return message
+
+
+def _redo(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
+    """A call that was under way when the runner died: it may have had its effect.
+
+    File tools, handoff and escalate are safe to redo; `remember` skips a note already
+    kept for this step and an approval request finds the one already made. A command
+    may have half run: it is not run again, and the model is told so.
+    """
+    if call.name == "run" and not waits_for_person(ctx, call):
+        events.add("tool.interrupted", {"task": ctx.task_id, "agent": ctx.agent, "tool": "run",
+                                        "command": call.arguments.get("command")})  # fmt: skip
+        events.flush()
+        text = ("interrupted: Zoo stopped while this command ran, so it may or may not have "
+                "finished. It was not run again; check its effects before you go on.")  # fmt: skip
+        return Message("tool", text, tool_call_id=call.id, is_error=True)
+    ctx.redo = True
+    try:
+        return _run_tool(ctx, call, events)
+    finally:
+        ctx.redo = False
+
+
+def _with(base: Request, messages: list[Message]) -> Request:
+    return Request(base.system, tuple(messages), base.tools, base.require_tool,
+                   base.max_tokens, base.meta)  # fmt: skip
+
+
+def _reply_fields(task: Task, agent: str, tier: str, reply: Reply) -> dict[str, Any]:
+    return {
+        "task": task.id, "agent": agent, "tier": tier, "model": reply.model or None,
+        "input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens,
+        "tool_calls": len(reply.tool_calls) or None,
+    }  # fmt: skip
+
+
+def _run_tool(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
+    """Check and run one call; its event is written before the model hears back."""
+    fields: dict[str, Any] = {"task": ctx.task_id, "agent": ctx.agent, "tool": call.name}
+    if ctx.redo:
+        fields["redo"] = True
+    try:
+        done = execute(ctx, call)
+    except ToolRefused as e:
+        events.add("tool.refused", {**fields, "error": str(e)})
+        events.flush()
+        return Message("tool", f"error: {e}", tool_call_id=call.id, is_error=True)
+    except NeedsApproval as gate:
+        approval = approvals.request(ctx.home, ctx.task_id, ctx.agent, gate.tool,
+                                     gate.arguments, gate.why, once=ctx.redo)  # fmt: skip
+        ctx.outcome.waiting = approval.id
+        ctx.outcome.handoff_to = None
+        ctx.outcome.notes.append(f"waiting for approval {approval.id}: {approval.preview}")
+        events.add("approval.requested", {**fields, "approval": approval.id,
+                   "action_hash": approval.hash, "preview": approval.preview,
+                   "why": gate.why})  # fmt: skip
+        events.flush()
+        text = (f"{approval.id}: this action waits for a person's approval ({gate.why}). "
+                "End your turn now; you continue once a person has decided.")  # fmt: skip
+        return Message("tool", text, tool_call_id=call.id)
+    events.add("tool.call", {**fields, **done.fields})
+    events.flush()
+    return Message("tool", done.text, tool_call_id=call.id)
+
+
+def section(texts: list[str], outcome: Outcome, error: str | None) -> str:
+    parts = ["\n\n".join(texts) if texts else "*(no text)*"]
+    effects = [f"- {note}" for note in outcome.notes]
+    if outcome.handoff_to:
+        note = f": {outcome.handoff_note}" if outcome.handoff_note else ""
+        effects.append(f"- handoff to {outcome.handoff_to}{note}")
+    if outcome.escalation:
+        effects.append(f"- escalated: {outcome.escalation}")
+    if error:
+        effects.append(f"- failed: {error}")
+    if effects:
+        parts.append("\n".join(effects))
+    return "\n\n".join(parts)
+
+
+def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
+    """Playbook + the agent's memory + the relevant part of MEMORY.md + how to work here."""
+    roster = zoo.roster
+    spec = roster.agents[agent]
+    raw = read_in_home(zoo.home.root, f"agents/{agent}.md")
+    text = raw.decode("utf-8", errors="replace") if raw is not None else f"# {spec.role}\n"
+    targets = ", ".join(spec.handoff)
+    lines = [
+        text.rstrip(),
+        "",
+        "---",
+        f"You are {agent}, the {spec.role} of the {roster.name} team. {spec.description}",
+        f"You are working on task {task.id}. Your reply is appended to the task file as your "
+        "section: write what you did and what you produced.",
+        f"Your workspace is '{roster.workspace_of(agent)}'; you may read "
+        f"{', '.join(roster.readable(agent))} and write {', '.join(roster.writable(agent))}.",
+        f"When your part is done the task goes to {targets} (use handoff to choose)."
+        if targets
+        else "When your part is done, the task is done.",
+        "If a person must decide or act, call escalate with the reason.",
+    ]
+    own = zoo.memory.own(agent)
+    if own:
+        lines += ["", "# Your memory", *(_entry_line(e) for e in own)]
+    shared = zoo.memory.relevant(f"{task.title}\n{task.body}")
+    if shared:
+        lines += ["", "# Team memory (MEMORY.md, the entries relevant to this task)"]
+        lines += [_entry_line(e) for e in shared]
+    return "\n".join(lines)
+
+
+def _entry_line(entry: Entry) -> str:
+    return f"- {entry.text} ({entry.agent}, {entry.task}, {entry.time})"
