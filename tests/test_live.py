@@ -26,6 +26,7 @@ from zoo.core import Zoo
 from zoo.home import Home
 from zoo.journal import read_events
 from zoo.router import dispatch
+from zoo.runner import Live
 
 TIMEOUT = 30.0
 
@@ -47,9 +48,9 @@ class Runner:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, wanted: str) -> str:
+    def wait_for(self, wanted: str, timeout: float = TIMEOUT) -> str:
         """The first printed line containing `wanted`, once it is printed."""
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in list(self.lines):
                 if wanted in line:
@@ -186,3 +187,17 @@ def test_a_stop_signal_lets_the_step_under_way_finish(
     assert runner.lines[-1].startswith("zoo runner stopped: 1 steps, 0 routed, 1 done")
     done = tasks.read(home.workspace("done") / task.path.name)
     assert "Done: the notes are written." in done.body
+
+
+def test_a_brief_dispatched_while_the_runner_watches_is_worked(home: Home) -> None:
+    """`zoo dispatch` holds a lease while it routes; the runner looks again once it is gone."""
+    with running(home) as runner:
+        for i in range(3):
+            done = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root),
+                                   "dispatch", f"Fix bug {i} in the login code"],
+                                  capture_output=True, text=True)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        for i in range(1, 4):  # long before the runner's 30 s look at every folder
+            runner.wait_for(f"T-000{i} lark finished: done", timeout=Live.RESCAN_S / 3)
+        runner.stop()
+    assert tasks.count(home.workspace("done")) == 3

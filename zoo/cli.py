@@ -20,6 +20,8 @@ from zoo.home import Home, find_home
 from zoo.secrets import redact, scan_environment
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from zoo import approvals
     from zoo.core import Zoo
     from zoo.runner import RunReport
@@ -236,12 +238,36 @@ def _announce_models(zoo: Zoo) -> None:
         render.line(f"tier {tier}: {resolved.provider} ({resolved.why})")
 
 
+def _in_thread(work: Callable[[], RunReport]) -> RunReport:
+    """`work()` in a thread of its own; the main thread only waits, so that a signal
+    handler (which runs in the main thread) can wake the work instead of interrupting it."""
+    import threading
+
+    done: list[RunReport] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done.append(work())
+        except BaseException as e:  # handed to the main thread, raised there
+            failed.append(e)
+
+    thread = threading.Thread(target=target, name="zoo-runner")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.25)
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
 def _run_live(zoo: Zoo, poll: bool) -> int:
     """`zoo run`: watch and work until SIGINT or SIGTERM; the exit status.
 
     The first signal stops cleanly: no new step starts and the steps under way finish.
     A second one exits at once; the steps it cuts short resume on the next run.
     """
+    import contextlib
     import signal
 
     from zoo import liveview, render
@@ -265,11 +291,8 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     render.line(f"zoo runner on {zoo.home.root}: watching workspaces/ ({mode}); Ctrl-C stops")
     try:
-        if tty:
-            with liveview.View(live, zoo.roster):
-                report = live.run()
-        else:
-            report = live.run()
+        with liveview.View(live, zoo.roster) if tty else contextlib.nullcontext():
+            report = _in_thread(live.run)
     finally:
         watcher.stop()
     for failure in report.failed:

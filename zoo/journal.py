@@ -45,6 +45,7 @@ class Journal:
         self.path = home.journal_path
         self._lock = threading.Lock()
         self._file_lock_path = home.state / "journal.lock"
+        self._file_lock: Any = None  # a filelock.FileLock, made on the first write
         self._known: tuple[int, str] | None = None  # (file size, hash of its last line)
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -58,9 +59,7 @@ class Journal:
         `durable=False` skips the fsync: the events survive a crash of this process (they
         are in the kernel's page cache) but not a power cut until the next durable write.
         """
-        from filelock import FileLock
-
-        with self._lock, FileLock(self._file_lock_path):
+        with self._lock, self._locked():
             prev, dropped = self._last_hash()
             written: list[dict[str, Any]] = []
             lines: list[str] = []
@@ -85,6 +84,14 @@ class Journal:
         if created:
             fsync_dir(self.path.parent)
         return written
+
+    def _locked(self) -> Any:
+        """The lock other processes writing the journal take too (made once: it is slow)."""
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(self._file_lock_path, thread_local=False)
+        return self._file_lock
 
     def _last_hash(self) -> tuple[str, int]:
         """(hash of the last line, bytes of a torn last line dropped just now).

@@ -187,6 +187,9 @@ class Live:
     """
 
     RESCAN_S = 30.0
+    DEFER_S = 0.02
+    """How soon a file another process holds a lease on (`zoo dispatch` routing it) is
+    looked at again."""
 
     def __init__(
         self,
@@ -205,6 +208,8 @@ class Live:
         self._inflight: set[str] = set()
         self._guard = threading.Lock()
         self._broken: set[tuple[str, int]] = set()
+        self._deferred: set[Path] = set()
+        """Changed files another process was busy with: looked at again shortly."""
         self._fire_at = datetime.now(UTC) if zoo.roster.schedules else None
         """When the next schedule is due (None: no schedules)."""
         roster = zoo.roster  # the folders a person may drop files into, before the watch
@@ -237,6 +242,9 @@ class Live:
                 for task in due:
                     self._start(pool, task)
                 paths = self.watcher.wait(self._sleep_s(rescan_at))
+                if paths is not None and self._deferred:
+                    paths |= self._deferred
+                    self._deferred = set()
         finally:
             self.stopping.set()
             pool.shutdown(wait=True)
@@ -255,6 +263,8 @@ class Live:
 
     def _sleep_s(self, rescan_at: float) -> float:
         wake = rescan_at - time.monotonic()
+        if self._deferred:
+            wake = min(wake, self.DEFER_S)
         if self._fire_at is not None:
             wake = min(wake, (self._fire_at - datetime.now(UTC)).total_seconds() + 0.001)
         return max(0.0, wake)
@@ -267,7 +277,10 @@ class Live:
             match = tasks.TASK_NAME.match(path.name)
             if match and match.group(1) in self._inflight:
                 continue  # its worker wrote it (or will find the change when it saves)
-            task = _due(self.zoo, path, self.report, self._broken, everywhere)
+            if match and leases.held_by_other(self.zoo.home, match.group(1)):
+                self._deferred.add(path)  # `zoo dispatch` is routing it: look again soon
+                continue
+            task = _due(self.zoo, path, self.report, self._broken, everywhere, leased=False)
             if task is not None:
                 due.append(task)
         return due
@@ -305,12 +318,26 @@ def fire_schedules(zoo: Zoo, report: RunReport) -> None:
 
 
 def _sweep_step_logs(zoo: Zoo) -> None:
-    """Remove step logs no task will resume: the runner died after the step's save."""
-    for task_id, number, agent, path in steplog.leftovers(zoo.home):
-        try:
-            task = tasks.find(zoo.home, task_id)
-        except (NotFound, TaskFileError):
-            task = None
+    """Remove step logs no task will resume: the runner died after the step's save.
+
+    A task cut off mid-move has two copies; the one with more steps is the task (see
+    `_settle_copies`), so a log is kept only if that copy still waits for the step.
+    """
+    leftovers = steplog.leftovers(zoo.home)
+    if not leftovers:
+        return
+    copies: dict[str, list[Task]] = {}
+    for folder in _everywhere(zoo.home):
+        for path in tasks.task_files(folder):
+            match = tasks.TASK_NAME.match(path.name)
+            if match and any(match.group(1) == left[0] for left in leftovers):
+                try:
+                    copies.setdefault(match.group(1), []).append(tasks.read(path))
+                except (NotFound, TaskFileError):
+                    continue
+    for task_id, number, agent, path in leftovers:
+        found = copies.get(task_id)
+        task = max(found, key=lambda t: t.steps) if found else None
         if task is None or (task.status, task.agent, task.steps + 1) != ("queued", agent, number):
             path.unlink(missing_ok=True)
 
@@ -338,11 +365,16 @@ def _due(
     report: RunReport,
     seen_broken: set[tuple[str, int]],
     everywhere: list[Path],
+    *,
+    leased: bool = True,
 ) -> Task | None:
-    """The task at `path` if it is due for an agent now, routing it if it is a brief."""
+    """The task at `path` if it is due for an agent now, routing it if it is a brief.
+
+    `leased=False`: the caller has checked that no other process holds the task.
+    """
     task = _read(zoo, path, report, seen_broken)
     if task is not None and "id" in task.meta:
-        if leases.held_by_other(zoo.home, task.id):
+        if leased and leases.held_by_other(zoo.home, task.id):
             return None  # `zoo dispatch` is routing it right now
         task = _settle_copies(zoo, task, everywhere)
     if task is None or task.status != "queued" or task.path.parent != path.parent:

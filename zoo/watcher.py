@@ -40,6 +40,7 @@ class Watcher:
         self._cond = threading.Condition()
         self._paths: set[Path] = set()
         self._everything = False
+        self._poked = False
         self._observer: Any = None
 
     def start(self) -> str:
@@ -80,15 +81,20 @@ class Watcher:
         An empty set: nothing changed in time. `None`: look at everything.
         """
         with self._cond:
-            if not self._paths and not self._everything:
+            if not self._paths and not self._everything and not self._poked:
                 self._cond.wait(timeout)
             paths, everything = self._paths, self._everything
-            self._paths, self._everything = set(), False
+            self._paths, self._everything, self._poked = set(), False, False
         return None if everything else paths
 
     def poke(self) -> None:
-        """Wake `wait` now, with nothing changed (to stop, or to fire a schedule)."""
+        """Make `wait` return now (or, if no one waits, the next call at once).
+
+        Call it from another thread than the one in `wait`: a signal handler runs in
+        the waiting thread itself, between its check and its wait, and would be lost.
+        """
         with self._cond:
+            self._poked = True
             self._cond.notify_all()
 
     def _changed(self, path: Path | None) -> None:
