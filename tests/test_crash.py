@@ -69,8 +69,9 @@ def test_killed_runs_lose_no_brief_and_repeat_no_effect(home: Home, zoo_cli: Zoo
     leftovers = [p for p in home.workspaces.rglob("*") if p.is_file() and p.parent.name != "done"]
     assert leftovers == []
     assert list((home.state / "steps").iterdir()) == []
-    assert [e["task"] for e in read_events(home.journal_path) if e["event"] == "task.done"
-            ].count(sorted(ids)[0]) == 1  # fmt: skip
+    finished = sorted((e["task"], e["step"]) for e in read_events(home.journal_path)
+                      if e["event"] == "step.finished")  # fmt: skip
+    assert finished == sorted((i, s) for i in ids for s in (1, 2, 3))  # each step journaled once
     assert zoo_cli("log", "--verify", "--home", str(home.root)).code == 0
 
 

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo import leases, steplog, tasks
+from zoo import leases, tasks
 from zoo.core import Event, Zoo
 from zoo.errors import NotFound, TaskFileError
 from zoo.fs import atomic_move, atomic_write, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.router import route_task
-from zoo.steplog import StepLog
+from zoo.steplog import Leftover, StepLogs
 from zoo.tasks import Task, utc_now
 from zoo.tools import Outcome
 from zoo.turn import section, turn
@@ -141,6 +141,7 @@ class Shift:
     zoo: Zoo
     report: RunReport
     held: leases.RunnerLeases
+    logs: StepLogs
     committer: AutoCommitter | None = None
 
     @classmethod
@@ -154,23 +155,25 @@ class Shift:
             if interrupted:
                 report.add(None, f"runner pid {pid} died working on {', '.join(interrupted)}: "
                                  "resuming")  # fmt: skip
-        _sweep_step_logs(zoo)
+        logs = StepLogs(zoo.home)
+        _sweep_step_logs(zoo, logs)
         committer = None
         if zoo.roster.git.autocommit:
             from zoo.autocommit import AutoCommitter
 
             committer = AutoCommitter.start(zoo.home, on_line=lambda line: report.add(None, line))
-        return cls(zoo, report, leases.RunnerLeases(zoo.home), committer)
+        return cls(zoo, report, leases.RunnerLeases(zoo.home), logs, committer)
 
     def step(self, task: Task) -> Task | None:
         title, agent, steps = task.title, task.agent, task.steps
-        nxt = step(self.zoo, task, self.report, self.held)
+        nxt = step(self.zoo, task, self.report, self.held, self.logs)
         if self.committer is not None and agent is not None and task.steps > steps:
             self.committer.note(task.id, agent, title)
         return nxt
 
     def end(self) -> None:
         self.held.close()
+        self.logs.close()
         self.zoo.ledger.flush()
         if self.committer is not None:
             self.committer.close()
@@ -317,29 +320,48 @@ def fire_schedules(zoo: Zoo, report: RunReport) -> None:
                          f"{fired.task} queued for {fired.agent}")  # fmt: skip
 
 
-def _sweep_step_logs(zoo: Zoo) -> None:
-    """Remove step logs no task will resume: the runner died after the step's save.
+def _sweep_step_logs(zoo: Zoo, logs: StepLogs) -> None:
+    """Drop the logs dead runners left that no step will resume: they died after the
+    step's save.
 
     A task cut off mid-move has two copies; the one with more steps is the task (see
     `_settle_copies`), so a log is kept only if that copy still waits for the step.
     """
-    leftovers = steplog.leftovers(zoo.home)
-    if not leftovers:
+    if not logs.left:
         return
     copies: dict[str, list[Task]] = {}
     for folder in _everywhere(zoo.home):
         for path in tasks.task_files(folder):
             match = tasks.TASK_NAME.match(path.name)
-            if match and any(match.group(1) == left[0] for left in leftovers):
+            if match and match.group(1) in logs.left:
                 try:
                     copies.setdefault(match.group(1), []).append(tasks.read(path))
                 except (NotFound, TaskFileError):
                     continue
-    for task_id, number, agent, path in leftovers:
+    for task_id, left in list(logs.left.items()):
         found = copies.get(task_id)
         task = max(found, key=lambda t: t.steps) if found else None
-        if task is None or (task.status, task.agent, task.steps + 1) != ("queued", agent, number):
-            path.unlink(missing_ok=True)
+        if task is None or (task.status, task.agent, task.steps + 1) != (
+            "queued", left.agent, left.step):  # fmt: skip
+            if task is not None and task.steps >= left.step:
+                _journal_saved_step(zoo, task, left)
+            logs.drop(task_id)
+
+
+def _journal_saved_step(zoo: Zoo, task: Task, left: Leftover) -> None:
+    """A runner died between saving a step and journaling it: journal it now."""
+    from zoo.journal import read_events
+
+    events = left.committed
+    if events is None:
+        return
+    for event in read_events(zoo.home.journal_path):  # a crash's cost only
+        if event.get("event") == "step.finished" and event.get("task") == task.id and (
+            event.get("step") == left.step):  # fmt: skip
+            return
+    recovered = {"task": task.id, "step": left.step, "status": task.status, "agent": task.agent,
+                 "workspace": task.folder}  # fmt: skip
+    zoo.journal.write_many([*events, ("step.recovered", recovered)])
 
 
 def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
@@ -485,7 +507,9 @@ def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
 # --- one agent turn -------------------------------------------------------------------
 
 
-def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> Task | None:
+def step(
+    zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases, logs: StepLogs
+) -> Task | None:
     """One agent turn on `task`; the task if it is now queued for another agent.
 
     The step is keyed by (task, step number): its log (steplog.py) lets a run after a
@@ -504,7 +528,7 @@ def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> 
     started = utc_now()
     number = task.steps + 1
     with held.hold(task.id, agent, started):
-        log = StepLog(zoo.home, task.id, number, agent)
+        log = logs.open(task.id, number, agent)
         saved = False
         try:
             outcome, texts, events, error = turn(zoo, task, agent, log)
@@ -514,6 +538,7 @@ def step(zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases) -> 
             task.meta["steps"] = number
             task.append_section(f"{agent} · {started}", section(texts, outcome, error))
             events.append(("step.finished", {"task": task.id, "agent": agent, "step": number}))
+            log.commit(events)
             if error is not None:
                 zoo.escalate(task, error, by=agent, failed=True, before=events)
                 report.add("escalated", f"{task.id} {agent} failed: {error}",
