@@ -4,6 +4,7 @@ line of output, a file in done/), never on a sleep."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from llmock.scenarios import Delay, Reply
@@ -86,6 +88,8 @@ def test_a_brief_dropped_in_the_inbox_is_worked_at_once(home: Home) -> None:
         (inbox / "login.md").write_text("# Fix the login bug\n\nUsers are logged out.\n",
                                         encoding="utf-8")  # fmt: skip
         runner.wait_for("T-0001 lark finished: done")
+        spend = _spend_shown(home)  # while the runner still runs
+        assert spend["input_tokens"] > 0 and set(spend["by_agent"]) == {"beaver", "owl", "lark"}
         assert runner.stop() == 130
     done = tasks.read(home.workspace("done") / "T-0001-fix-the-login-bug.md")
     assert (done.meta["source"], done.meta["steps"]) == ("file", 3)
@@ -201,3 +205,16 @@ def test_a_brief_dispatched_while_the_runner_watches_is_worked(home: Home) -> No
             runner.wait_for(f"T-000{i} lark finished: done", timeout=Live.RESCAN_S / 3)
         runner.stop()
     assert tasks.count(home.workspace("done")) == 3
+
+
+def _spend_shown(home: Home) -> dict[str, Any]:
+    """Today's spend as `zoo status --json` shows it, once it shows any."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        shown = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "status",
+                                "--json"], capture_output=True, text=True, check=True)  # fmt: skip
+        spend: dict[str, Any] = json.loads(shown.stdout)["spend"]
+        if spend["input_tokens"]:
+            return spend
+        time.sleep(0.05)
+    raise AssertionError("zoo status never showed the running runner's spend")

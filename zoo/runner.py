@@ -134,6 +134,9 @@ def run_once(
     return report
 
 
+SPEND_FLUSH_S = 1.0
+
+
 @dataclass
 class Shift:
     """What a runner holds while it works: its leases, and the committer of its work."""
@@ -143,6 +146,8 @@ class Shift:
     held: leases.RunnerLeases
     logs: StepLogs
     committer: AutoCommitter | None = None
+    flushed_at: float = field(default_factory=time.monotonic)
+    """When spend was last written to `.zoo/spend.json` (at most once a second)."""
 
     @classmethod
     def begin(cls, zoo: Zoo, report: RunReport) -> Shift:
@@ -169,6 +174,9 @@ class Shift:
         nxt = step(self.zoo, task, self.report, self.held, self.logs)
         if self.committer is not None and agent is not None and task.steps > steps:
             self.committer.note(task.id, agent, title)
+        if time.monotonic() - self.flushed_at >= SPEND_FLUSH_S:  # for zoo status, and so
+            self.flushed_at = time.monotonic()  # that a kill -9 loses a second of it at most
+            self.zoo.ledger.flush()
         return nxt
 
     def end(self) -> None:
@@ -306,6 +314,7 @@ class Live:
         finally:
             with self._guard:
                 self._inflight.discard(task_id)
+            self.zoo.ledger.flush()  # the task rests: its spend shows in `zoo status` now
 
 
 def fire_schedules(zoo: Zoo, report: RunReport) -> None:
