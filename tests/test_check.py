@@ -225,6 +225,6 @@ def test_check_prints_every_shape_problem(
     assert result.code == 1
     assert result.err.splitlines() == [
         "zoo: zoo.yaml:5: agents.roo.modle: unknown key (did you mean 'model'?)",
-        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a valid integer, "
-        "unable to parse string as an integer, got 'many'",
+        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a whole number from 1 to 1000, "
+        "got 'many'",
     ]
