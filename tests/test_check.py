@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SMALL_ROSTER, Result, make_home
+from zoo.check import CheckFailed, require_ok
 from zoo.home import Home
 
 ZooCli = Callable[..., Result]
@@ -225,6 +228,115 @@ def test_check_prints_every_shape_problem(
     assert result.code == 1
     assert result.err.splitlines() == [
         "zoo: zoo.yaml:5: agents.roo.modle: unknown key (did you mean 'model'?)",
-        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a valid integer, "
-        "unable to parse string as an integer, got 'many'",
+        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a whole number from 1 to 1000, "
+        "got 'many'",
     ]
+
+
+# --- one verdict: `zoo run` refuses to start on a home `zoo check` rejects ---------------------
+
+
+def _no_agents_folder(home: Home) -> None:
+    for path in home.agents_dir.iterdir():
+        path.unlink()
+    home.agents_dir.rmdir()
+
+
+def _linked_playbook(home: Home) -> None:
+    real = home.root / "beaver-playbook.md"
+    home.playbook("beaver").rename(real)
+    home.playbook("beaver").symlink_to(real)
+
+
+def _not_utf8_playbook(home: Home) -> None:
+    home.playbook("beaver").write_bytes(b"# Beaver\n\xff\n")
+
+
+def _roster(text: str) -> Callable[[Home], None]:
+    def write(home: Home) -> None:
+        home.roster_path.write_text(text, encoding="utf-8")
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("breaks", "first_error"),
+    [
+        (_no_agents_folder, "zoo.yaml:5: agents.roo: playbook agents/roo.md does not exist "
+                            "(write the agent's instructions there)"),
+        (_linked_playbook, "zoo.yaml:6: agents.beaver: playbook agents/beaver.md is a symbolic "
+                           "link or lies behind one; Zoo uses only files inside the home"),
+        (_not_utf8_playbook, "zoo.yaml:6: agents.beaver: playbook agents/beaver.md is not "
+                             "UTF-8 text (byte 9; save it as UTF-8)"),
+        (_roster(SMALL_ROSTER + NIGHTLY.format(cron="61 * * * *")),
+         "zoo.yaml:28: schedules.nightly.cron: '61 * * * *' is not a cron expression "
+         '(like "0 9 * * MON")'),
+        (_roster(SMALL_ROSTER + "defaults: {max_turns: 0}\n"),
+         "zoo.yaml:26: defaults.max_turns: expected a whole number from 1 to 1000, got 0"),
+        (_roster(edited("[lark]", "[larc]")),
+         "zoo.yaml:18: agents.owl.handoff: unknown agent 'larc' (did you mean 'lark'?)"),
+    ],
+    ids=["no-agents-folder", "linked-playbook", "not-utf8-playbook", "bad-cron",
+         "number-out-of-range", "unknown-handoff"],
+)  # fmt: skip
+def test_run_once_refuses_a_home_that_check_rejects_and_leaves_tasks_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli,
+    breaks: Callable[[Home], None], first_error: str,
+) -> None:  # fmt: skip
+    home = home_here(tmp_path / "zoo", SMALL_ROSTER, monkeypatch)
+    assert zoo_cli("dispatch", "Fix the login bug", "--home", str(home.root)).code == 0
+    breaks(home)
+    before = _files(home)
+    check = zoo_cli("check", "--home", str(home.root))
+    assert check.code == 1
+    assert check.err.splitlines()[0] == f"zoo: {first_error}"
+    run = zoo_cli("run", "--once", "--home", str(home.root))
+    assert (run.code, run.out, run.err) == (1, "", f"zoo: {first_error}\n")
+    assert _files(home) == before  # every task where it was, as it was; the journal too
+
+
+def _files(home: Home) -> dict[str, bytes]:
+    """Every task file and the journal, by path."""
+    found = {str(p.relative_to(home.root)): p.read_bytes() for p in home.workspaces.rglob("*.md")}
+    return {**found, "events": home.journal_path.read_bytes()}
+
+
+def test_the_live_runner_refuses_a_home_that_check_rejects(home: Home) -> None:
+    _no_agents_folder(home)
+    # were it to start, it would run until stopped: the deadline turns that into a failure
+    result = subprocess.run([sys.executable, "-m", "zoo", "run", "--home", str(home.root)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"zoo: {home.roster_path}:5: agents.roo: playbook agents/roo.md does not exist "
+        "(write the agent's instructions there)\n"
+    )
+
+
+def test_require_ok_gives_the_roster_or_every_error(home: Home) -> None:
+    assert require_ok(home).lead == "roo"
+    assert not home.workspaces.exists()  # the verdict changes nothing
+    home.playbook("owl").unlink()
+    home.playbook("lark").unlink()
+    with pytest.raises(CheckFailed) as caught:
+        require_ok(home)
+    assert [e.split(": ", 1)[1] for e in caught.value.errors] == [
+        "agents.owl: playbook agents/owl.md does not exist (write the agent's instructions there)",
+        "agents.lark: playbook agents/lark.md does not exist "
+        "(write the agent's instructions there)",
+    ]
+    assert str(caught.value) == caught.value.errors[0]
+
+
+def test_run_once_on_a_good_home_imports_no_pydantic(home: Home) -> None:
+    code = (
+        "import sys; sys.argv = ['zoo', 'run', '--once', '--home', sys.argv[1]]\n"
+        "import zoo.cli\n"
+        "try:\n    zoo.cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'pydantic', 'annotated_types'} & set(sys.modules)))\n"
+    )
+    # the first run validates zoo.yaml and caches it; the second checks without pydantic
+    subprocess.run([sys.executable, "-c", code, str(home.root)], capture_output=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(home.root)], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out.strip().splitlines()[-1] == "[]"

@@ -253,7 +253,7 @@ def test_a_playbook_that_links_out_of_the_home_is_never_read(
     assert report.escalated == 1
     escalated = tasks.read(home.workspace("escalations") / task.path.name)
     assert escalated.meta["escalation"] == (
-        "agents/beaver.md: is a symbolic link or lies behind one; "
+        "playbook agents/beaver.md is a symbolic link or lies behind one; "
         "Zoo uses only files inside the home"
     )
     assert SECRET not in escalated.render()

@@ -3,8 +3,11 @@ is one exact `zoo.yaml:LINE: key: problem` line."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +18,7 @@ from tests.conftest import SMALL_ROSTER, Result, make_home
 from zoo import roster as roster_module
 from zoo.errors import ConfigError
 from zoo.home import Home
-from zoo.roster import Roster, Tier, load_roster
+from zoo.roster import Defaults, Roster, Tier, load_roster
 
 ZooCli = Callable[..., Result]
 
@@ -273,8 +276,8 @@ def test_a_wrong_type_names_the_expected_type(
     home = bad_home(tmp_path / "zoo", text, monkeypatch)
     lines = error_lines(zoo_cli("status", "--home", str(home.root)))
     assert lines == [
-        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a valid integer, "
-        "unable to parse string as an integer, got 'many'"
+        "zoo: zoo.yaml:10: agents.beaver.max_turns: expected a whole number from 1 to 1000, "
+        "got 'many'"
     ]
 
 
@@ -545,3 +548,149 @@ def test_approval_and_commands_are_checked(
 ) -> None:  # fmt: skip
     home = bad_home(tmp_path / "zoo", edited(old, new), monkeypatch)
     assert error_lines(zoo_cli("check", "--home", str(home.root))) == [f"zoo: {expected}"]
+
+
+# --- numbers: each has a range, and a number outside it is one exact line ----------------------
+
+WHOLE_1_1000 = "expected a whole number from 1 to 1000"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (SMALL_ROSTER + "defaults: {max_turns: 0}\n",
+         f"zoo.yaml:26: defaults.max_turns: {WHOLE_1_1000}, got 0"),
+        (SMALL_ROSTER + "defaults: {max_turns: 1001}\n",
+         f"zoo.yaml:26: defaults.max_turns: {WHOLE_1_1000}, got 1001"),
+        (SMALL_ROSTER + "defaults: {max_turns: true}\n",
+         f"zoo.yaml:26: defaults.max_turns: {WHOLE_1_1000}, got true"),
+        (SMALL_ROSTER + "defaults: {max_turns: 2.5}\n",
+         f"zoo.yaml:26: defaults.max_turns: {WHOLE_1_1000}, got 2.5"),
+        (SMALL_ROSTER + "defaults: {max_turns: '8'}\n",
+         f"zoo.yaml:26: defaults.max_turns: {WHOLE_1_1000}, got '8'"),
+        (edited("    workspace: qa\n", "    workspace: qa\n    max_turns: 0\n"),
+         f"zoo.yaml:17: agents.owl.max_turns: {WHOLE_1_1000}, got 0"),
+        (SMALL_ROSTER + "defaults: {timeout_s: 0}\n",
+         "zoo.yaml:26: defaults.timeout_s: expected a number above 0 and at most 86400, got 0"),
+        (SMALL_ROSTER + "defaults: {timeout_s: 86401}\n",
+         "zoo.yaml:26: defaults.timeout_s: expected a number above 0 and at most 86400, "
+         "got 86401"),
+        (SMALL_ROSTER + "defaults: {timeout_s: .inf}\n",
+         "zoo.yaml:26: defaults.timeout_s: expected a number above 0 and at most 86400, "
+         "got inf"),
+        (SMALL_ROSTER + "defaults: {retries: -1}\n",
+         "zoo.yaml:26: defaults.retries: expected a whole number from 0 to 100, got -1"),
+        (SMALL_ROSTER + "defaults: {backoff_s: -0.5}\n",
+         "zoo.yaml:26: defaults.backoff_s: expected a number from 0 to 30, got -0.5"),
+        (SMALL_ROSTER + "defaults: {max_handoffs: -1}\n",
+         "zoo.yaml:26: defaults.max_handoffs: expected a whole number of 0 or more, got -1"),
+        (SMALL_ROSTER + "defaults: {min_confidence: 5}\n",
+         "zoo.yaml:26: defaults.min_confidence: expected a number from 0 to 1, got 5"),
+        (SMALL_ROSTER + "defaults: {concurrency: 0}\n",
+         "zoo.yaml:26: defaults.concurrency: expected a whole number from 1 to 100, got 0"),
+        (SMALL_ROSTER + "budget: {daily_usd: -5}\n",
+         "zoo.yaml:26: budget.daily_usd: expected a number of 0 or more, got -5"),
+        (SMALL_ROSTER + "budget: {daily_usd: false}\n",
+         "zoo.yaml:26: budget.daily_usd: expected a number of 0 or more, got false"),
+        (SMALL_ROSTER + "budget: {task_tokens: 0}\n",
+         "zoo.yaml:26: budget.task_tokens: expected a whole number of 1 or more, got 0"),
+        (SMALL_ROSTER + "limits:\n  anthropic: {concurrency: 0}\n",
+         "zoo.yaml:27: limits.anthropic.concurrency: expected a whole number of 1 or more, "
+         "got 0"),
+        (SMALL_ROSTER + "limits:\n  openai: {requests_per_minute: 0}\n",
+         "zoo.yaml:27: limits.openai.requests_per_minute: expected a whole number of 1 or "
+         "more, got 0"),
+        (SMALL_ROSTER + "limits:\n  openai: {tokens_per_minute: -1000}\n",
+         "zoo.yaml:27: limits.openai.tokens_per_minute: expected a whole number of 1 or "
+         "more, got -1000"),
+        (SMALL_ROSTER + "models:\n  fast:\n    provider: offline\n"
+                        "    price: {input_per_mtok: -1, output_per_mtok: 5}\n",
+         "zoo.yaml:29: models.fast.price.input_per_mtok: expected a number of 0 or more, "
+         "got -1"),
+        (SMALL_ROSTER + "models:\n  fast:\n    provider: offline\n"
+                        "    price: {output_per_mtok: .nan}\n",
+         "zoo.yaml:29: models.fast.price.output_per_mtok: expected a number of 0 or more, "
+         "got nan"),
+    ],
+    ids=["max_turns-0", "max_turns-1001", "max_turns-true", "max_turns-2.5",
+         "max_turns-string", "agent-max_turns-0", "timeout_s-0", "timeout_s-day+1",
+         "timeout_s-inf", "retries--1", "backoff_s-negative", "max_handoffs--1",
+         "min_confidence-5", "concurrency-0", "daily_usd--5", "daily_usd-false",
+         "task_tokens-0", "limit-concurrency-0", "requests_per_minute-0",
+         "tokens_per_minute-negative", "input_per_mtok--1", "output_per_mtok-nan"],
+)  # fmt: skip
+def test_a_number_out_of_its_range_is_one_exact_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli, text: str, expected: str
+) -> None:
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    assert error_lines(zoo_cli("check", "--home", str(home.root))) == [f"zoo: {expected}"]
+
+
+def test_numbers_at_the_ends_of_their_ranges_load(tmp_path: Path) -> None:
+    text = SMALL_ROSTER + (
+        "defaults: {max_turns: 1000, timeout_s: 86400, retries: 0, backoff_s: 0,\n"
+        "           max_handoffs: 0, min_confidence: 1, concurrency: 100}\n"
+        "budget: {daily_usd: 0, task_tokens: 1}\n"
+        "limits:\n  openai: {concurrency: 1, requests_per_minute: 1, tokens_per_minute: 1}\n"
+        "models:\n  free: {provider: offline, price: {input_per_mtok: 0, output_per_mtok: 0}}\n"
+    )
+    roster = load_roster(make_home(tmp_path / "zoo", text))
+    assert roster.defaults.max_turns == 1000
+    assert roster.defaults.min_confidence == 1 and roster.budget.daily_usd == 0
+    assert roster.defaults.max_handoffs == 0 and roster.defaults.retries == 0
+    # a float field holds a float, also when zoo.yaml wrote a whole number
+    assert type(roster.defaults.timeout_s) is float and type(roster.budget.daily_usd) is float
+    assert load_roster(make_home(tmp_path / "zoo", text)) == roster  # and so does the cache
+
+
+def test_importing_the_roster_imports_no_pydantic() -> None:
+    code = "import sys, zoo.roster; print(sorted({'pydantic', 'annotated_types'} & {*sys.modules}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.strip() == "[]"
+
+
+def test_a_cache_the_old_checks_wrote_for_an_invalid_roster_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    """Before numbers had ranges, `max_turns: 0` was valid and cached under the hash of
+    zoo.yaml and the version only; that verdict must not outlive the old checks."""
+    home = bad_home(tmp_path / "zoo", SMALL_ROSTER + "defaults: {max_turns: 0}\n", monkeypatch)
+    raw = home.roster_path.read_bytes()
+    old_key = hashlib.sha256(raw + roster_module.__version__.encode()).hexdigest()
+    valid_then = load_roster(make_home(tmp_path / "other", SMALL_ROSTER))
+    valid_then = dataclasses.replace(valid_then, defaults=Defaults(max_turns=0))
+    home.ensure_state()
+    doc = {"sha256": old_key, "roster": dataclasses.asdict(valid_then)}
+    (home.state / "roster.json").write_text(json.dumps(doc), encoding="utf-8")
+    lines = error_lines(zoo_cli("status", "--home", str(home.root)))
+    assert lines == [f"zoo: zoo.yaml:26: defaults.max_turns: {WHOLE_1_1000}, got 0"]
+
+
+def test_a_change_to_the_checks_code_invalidates_the_cache(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = tmp_path / "rostercheck.py"
+    checks.write_text("# the checks, version 1\n", encoding="utf-8")
+    monkeypatch.setattr(roster_module, "CHECKS", (checks,))
+    load_roster(home)
+    calls: list[Path] = []
+    import zoo.rostercheck
+
+    real = zoo.rostercheck.validate_roster
+
+    def counting(raw: bytes, path: Path) -> Roster:
+        calls.append(path)
+        return real(raw, path)
+
+    monkeypatch.setattr(zoo.rostercheck, "validate_roster", counting)
+    load_roster(home)
+    assert calls == []  # the same code: the cache is used
+    checks.write_text("# the checks, version 2\n", encoding="utf-8")
+    load_roster(home)
+    assert calls == [home.roster_path]
+
+
+def test_the_checks_code_is_the_roster_and_its_validator() -> None:
+    assert [p.name for p in roster_module.CHECKS] == ["roster.py", "rostercheck.py"]
+    assert all(p.is_file() for p in roster_module.CHECKS)

@@ -44,6 +44,8 @@ agents:
   roo: {{role: Lead}}
   beaver: {{role: Developer, workspace: dev, tools: [remember, escalate]}}
 """, encoding="utf-8")  # fmt: skip
+    for agent in ("roo", "beaver"):  # `zoo run` refuses a home whose playbooks are missing
+        (home / "agents" / f"{agent}.md").write_text(f"# {agent}\n", encoding="utf-8")
     a_key, o_key = canaries["ANTHROPIC_API_KEY"], canaries["ZOO_TEAM_CRED"]
     llm.state.scenarios.add(  # providers that echo the key back, as some do
         Fail(401, message=f"invalid x-api-key: {a_key}", times=None, match=ANTHROPIC),

@@ -1,17 +1,23 @@
-"""`zoo check`: the roster and what it points at on disk.
+"""`zoo check`: the roster and what it points at on disk; the one verdict on a home.
 
-Loading validates zoo.yaml itself (shape and names). This adds what needs the disk or
-a library: playbooks exist, cron expressions parse, workspace folders exist (they are
-created), and the handoff graph's cycles (warnings: QA may send work back to dev).
+Loading validates zoo.yaml itself (shape, numbers and names). This adds what needs the
+disk or a library: every playbook loads (with the loader the runner uses), cron
+expressions parse, workspace folders exist (they are created), and the handoff graph's
+cycles (warnings: QA may send work back to dev). `require_ok` is the same verdict for
+the runner: it does not start on a home `zoo check` rejects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoo.errors import ConfigError
+from zoo import playbooks
+from zoo.errors import ConfigError, UserError
 from zoo.home import SPECIAL_FOLDERS, Home
 from zoo.roster import Roster, load_roster
+from zoo.schedules import valid_cron
+
+Loc = tuple[str | int, ...]
 
 
 @dataclass
@@ -27,27 +33,21 @@ class CheckReport:
         return not self.errors
 
 
-def check(home: Home) -> CheckReport:
-    try:
-        roster = load_roster(home)
-    except ConfigError as e:
-        problems = getattr(e, "problems", [e])
-        return CheckReport(None, errors=[str(p) for p in problems])
-    from zoo.rostercheck import line_map, shown
+class CheckFailed(UserError):
+    """`zoo check` rejects the home; the message is its first error, `errors` all of them."""
 
-    report = CheckReport(roster)
-    where = shown(home.roster_path)
-    lines = line_map(home.roster_path.read_text(encoding="utf-8"), where)
-    for name in roster.agents:
-        if not home.playbook(name).is_file():
-            report.errors.append(
-                f"{where}:{lines[('agents', name)]}: agents.{name}: playbook "
-                f"agents/{name}.md does not exist (write the agent's instructions there)"
-            )
-    report.errors += cron_problems(roster, lines, where)
-    report.warnings += [f"handoff cycle: {' -> '.join(c)}" for c in cycles(roster)]
-    folders = {roster.workspace_of(a) for a in roster.agents} | set(SPECIAL_FOLDERS)
-    for folder in sorted(folders):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(errors[0])
+        self.errors = errors
+
+
+def check(home: Home) -> CheckReport:
+    """`zoo check`: the verdict, and the workspace folders created when it loads."""
+    report = verdict(home)
+    if report.roster is None:
+        return report
+    folders = {report.roster.workspace_of(a) for a in report.roster.agents}
+    for folder in sorted(folders | set(SPECIAL_FOLDERS)):
         path = home.workspace(folder)
         if not path.is_dir():
             path.mkdir(parents=True)
@@ -55,17 +55,47 @@ def check(home: Home) -> CheckReport:
     return report
 
 
-def cron_problems(roster: Roster, lines: dict[tuple[str | int, ...], int], where: str) -> list[str]:
-    from croniter import croniter
+def require_ok(home: Home) -> Roster:
+    """The home's roster if `zoo check` accepts the home; else `CheckFailed`."""
+    report = verdict(home)
+    if report.roster is None or report.errors:
+        raise CheckFailed(report.errors)
+    return report.roster
 
-    problems = []
+
+def verdict(home: Home) -> CheckReport:
+    """What `zoo check` finds wrong with the home, changing nothing."""
+    try:
+        roster = load_roster(home)
+    except ConfigError as e:
+        problems = getattr(e, "problems", [e])
+        return CheckReport(None, errors=[str(p) for p in problems])
+    found: list[tuple[Loc, str]] = []
+    for name in roster.agents:
+        try:
+            playbooks.read(home, name)
+        except playbooks.PlaybookError as e:
+            found.append((("agents", name), str(e)))
     for name, sched in roster.schedules.items():
-        if len(sched.cron.split()) != 5 or not croniter.is_valid(sched.cron):
-            problems.append(
-                f"{where}:{lines[('schedules', name, 'cron')]}: schedules.{name}.cron: "
-                f"'{sched.cron}' is not a cron expression (like \"0 9 * * MON\")"
-            )
-    return problems
+        if not valid_cron(sched.cron):
+            problem = f"'{sched.cron}' is not a cron expression (like \"0 9 * * MON\")"
+            found.append((("schedules", name, "cron"), problem))
+    warnings = [f"handoff cycle: {' -> '.join(c)}" for c in cycles(roster)]
+    return CheckReport(roster, errors=_located(home, found), warnings=warnings)
+
+
+def _located(home: Home, found: list[tuple[Loc, str]]) -> list[str]:
+    """`zoo.yaml:LINE: key: problem` lines (zoo.yaml is parsed for lines only when needed)."""
+    if not found:
+        return []
+    from zoo.rostercheck import line_map, shown
+
+    where = shown(home.roster_path)
+    lines = line_map(home.roster_path.read_text(encoding="utf-8"), where)
+    return [
+        str(ConfigError(where, lines.get(loc), ".".join(map(str, loc)), problem))
+        for loc, problem in found
+    ]
 
 
 def cycles(roster: Roster) -> list[list[str]]:

@@ -196,10 +196,12 @@ def run(
 ) -> None:
     """Run the agents: route briefs, work tasks, hand off, fire schedules, until stopped."""
     from zoo import render
+    from zoo.check import require_ok
     from zoo.core import Zoo
     from zoo.runner import RunnerBusy, run_once, runner_lock
 
     zoo_home = _home(home)
+    require_ok(zoo_home)  # no run on a home `zoo check` rejects: its first error, exit 1
     try:
         with runner_lock(zoo_home):
             zoo = Zoo.open(zoo_home)

@@ -2,8 +2,9 @@
 
 The dataclasses below are the one declaration of zoo.yaml's shape. pydantic validates
 them (`extra="forbid"` through `__pydantic_config__`, so a typo is an error, never a
-silently dropped permission) whenever zoo.yaml changes; the validated roster is then
-cached in `.zoo/roster.json` under the hash of zoo.yaml's bytes, so `zoo status` starts
+silently dropped permission) whenever zoo.yaml changes; every number carries the range
+it allows (`Range`). The validated roster is then cached in `.zoo/roster.json` under a
+hash of zoo.yaml's bytes, zoo's version and the checks' code, so `zoo status` starts
 without importing pydantic. `rostercheck.py` does the validation and its messages.
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from zoo import __version__
 from zoo.errors import ConfigError
@@ -35,11 +37,65 @@ _FORBID = {"extra": "forbid"}
 
 
 @dataclass(frozen=True)
+class Range:
+    """The numbers a field allows, declared on the field: `Annotated[int, Range(1, 1000)]`.
+
+    An `int` field takes whole numbers only, a `float` field any finite number; neither
+    takes `true` or `false`. pydantic applies it when zoo.yaml is validated (through
+    `__get_pydantic_core_schema__`, which imports rostercheck), so importing this module
+    imports no pydantic.
+    """
+
+    low: float
+    high: float | None = None
+    """The largest number allowed; None: no upper bound."""
+    above: bool = False
+    """`low` itself is not allowed, only numbers above it."""
+
+    def allows(self, value: object, whole: bool) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if (whole and not isinstance(value, int)) or not math.isfinite(value):
+            return False
+        if value < self.low or (self.above and value == self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def words(self, whole: bool) -> str:
+        """The range as a person reads it: `a whole number from 1 to 1000`."""
+        kind = "a whole number" if whole else "a number"
+        low = _number(self.low)
+        if self.above:
+            at_most = f" and at most {_number(self.high)}" if self.high is not None else ""
+            return f"{kind} above {low}{at_most}"
+        if self.high is None:
+            return f"{kind} of {low} or more"
+        return f"{kind} from {low} to {_number(self.high)}"
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from zoo.rostercheck import range_schema
+
+        return range_schema(self, whole=source is int)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x == int(x) else str(x)
+
+
+Count = Annotated[int, Range(1)]
+"""A whole number of 1 or more."""
+Money = Annotated[float, Range(0)]
+"""USD (or USD per million tokens): 0 or more."""
+Turns = Annotated[int, Range(1, 1000)]
+"""Model calls of one agent turn."""
+
+
+@dataclass(frozen=True)
 class Price:
     __pydantic_config__ = _FORBID
-    input_per_mtok: float = 0.0
+    input_per_mtok: Money = 0.0
     """USD per million input tokens."""
-    output_per_mtok: float = 0.0
+    output_per_mtok: Money = 0.0
     """USD per million output tokens."""
 
 
@@ -67,17 +123,18 @@ class Limit:
     """Shared limits of one provider, for the whole team."""
 
     __pydantic_config__ = _FORBID
-    concurrency: int | None = None
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
+    concurrency: Count | None = None
+    """Calls to the provider at once."""
+    requests_per_minute: Count | None = None
+    tokens_per_minute: Count | None = None
 
 
 @dataclass(frozen=True)
 class Budget:
     __pydantic_config__ = _FORBID
-    daily_usd: float | None = None
+    daily_usd: Money | None = None
     """No model call is made that could take today's spend (UTC) above this."""
-    task_tokens: int | None = None
+    task_tokens: Count | None = None
     """No model call is made that could take one task's tokens (in + out) above this."""
 
 
@@ -86,20 +143,22 @@ class Defaults:
     __pydantic_config__ = _FORBID
     model: str | None = None
     """The tier of agents that name none; the built-in offline tier when unset."""
-    max_turns: int = 8
+    max_turns: Turns = 8
     """Model calls one agent turn may make."""
-    timeout_s: float = 120
-    """Seconds a model call (or a `run` command) may take."""
-    retries: int = 3
+    timeout_s: Annotated[float, Range(0, 86400, above=True)] = 120.0
+    """Seconds a model call (or a `run` command) may take; at most a day."""
+    retries: Annotated[int, Range(0, 100)] = 3
     """Tries of a failed model call after the first, before its tier's fallback."""
-    backoff_s: float = 0.5
-    """The first pause before a retry when the provider gives no retry-after; it doubles."""
-    max_handoffs: int = 10
+    backoff_s: Annotated[float, Range(0, 30)] = 0.5
+    """The first pause before a retry when the provider gives no retry-after; it doubles,
+    up to 30 seconds."""
+    max_handoffs: Annotated[int, Range(0)] = 10
     """A task handed off more often than this is escalated."""
-    min_confidence: float = 0.6
-    """The router escalates a brief when its model is less sure than this."""
-    concurrency: int = 4
-    """Tasks the runner works on at once, unless a provider's limit says less."""
+    min_confidence: Annotated[float, Range(0, 1)] = 0.6
+    """The router escalates a brief when its model is less sure than this (0 to 1)."""
+    concurrency: Annotated[int, Range(1, 100)] = 4
+    """Tasks the runner works on at once (each in a thread), unless a provider's limit
+    says less."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +187,8 @@ class Agent:
     arguments (`git status`). Any other command waits for a person's approval."""
     approval: tuple[str, ...] = ()
     """Tools whose every call waits for a person's approval."""
-    max_turns: int | None = None
+    max_turns: Turns | None = None
+    """Its own `defaults.max_turns`."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +268,7 @@ def load_roster(home: Home) -> Roster:
         raw = home.roster_path.read_bytes()
     except OSError as e:
         raise ConfigError(home.roster_path, None, None, f"cannot read: {e.strerror}") from None
-    digest = hashlib.sha256(raw + __version__.encode()).hexdigest()
+    digest = _digest(raw)
     cache = home.state / "roster.json"
     cached = _read_cache(cache, digest)
     if cached is not None:
@@ -218,6 +278,24 @@ def load_roster(home: Home) -> Roster:
     roster = validate_roster(raw, home.roster_path)
     _write_cache(cache, digest, roster)
     return roster
+
+
+CHECKS = (Path(__file__), Path(__file__).with_name("rostercheck.py"))
+"""The code that decides whether a roster is valid. The cache key includes it, so a
+roster that was cached as valid is validated again once the checks change, even when
+zoo's version number did not (an editable install, a patched module)."""
+
+
+def _digest(raw: bytes) -> str:
+    """The cache key: zoo.yaml's bytes, zoo's version and the code of the checks."""
+    digest = hashlib.sha256(raw)
+    digest.update(b"\0" + __version__.encode())
+    for path in CHECKS:
+        try:
+            digest.update(b"\0" + path.read_bytes())
+        except OSError:
+            digest.update(b"\0?")  # no source (a bytecode-only install): the version decides
+    return digest.hexdigest()
 
 
 def _read_cache(cache: Path, digest: str) -> Roster | None:

@@ -15,10 +15,11 @@ from typing import Any
 
 import pydantic
 import yaml
+from pydantic_core import PydanticCustomError, core_schema
 
 from zoo.errors import ConfigError, did_you_mean
 from zoo.home import DONE, ESCALATIONS, INBOX
-from zoo.roster import GATEABLE, OFFLINE_TIER, TOOLS, Agent, Roster
+from zoo.roster import GATEABLE, OFFLINE_TIER, TOOLS, Agent, Range, Roster
 
 Loc = tuple[str | int, ...]
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -121,6 +122,8 @@ def _from_pydantic(err: Any, lines: dict[Loc, int], shown: str) -> ConfigError:
         problem = f"unknown key{hint}"
     elif kind in ("missing", "missing_argument"):
         problem = "required key is missing"
+    elif kind == OUT_OF_RANGE:
+        problem = f"expected {err['ctx']['expected']}, got {_shown_value(err['input'])}"
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         choices = re.findall(r"'([^']*)'", expected)
@@ -133,6 +136,27 @@ def _from_pydantic(err: Any, lines: dict[Loc, int], shown: str) -> ConfigError:
         msg = re.sub(r",? or (an )?instance of \w+", "", msg).replace("valid dictionary", "mapping")
         problem = f"expected {msg}, got {err['input']!r}"
     return ConfigError(shown, _line_of(loc, lines), _key(loc), problem)
+
+
+def range_schema(limits: Range, *, whole: bool) -> core_schema.CoreSchema:
+    """How pydantic checks a number declared with `Range` (see roster.py)."""
+
+    def check(value: Any) -> Any:
+        if not limits.allows(value, whole):
+            raise PydanticCustomError(OUT_OF_RANGE, "{expected}", {"expected": limits.words(whole)})
+        return value if whole else float(value)
+
+    return core_schema.no_info_plain_validator_function(check)
+
+
+OUT_OF_RANGE = "out_of_range"
+
+
+def _shown_value(value: Any) -> str:
+    """A value as zoo.yaml spells it where that differs from Python's repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else repr(value)
 
 
 def _fields_at(loc: Loc) -> list[str]:

@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from zoo import leases, tasks
-from zoo.confine import read_in_home
+from zoo import leases, playbooks, tasks
 from zoo.core import Zoo, attempt_events
 from zoo.errors import BudgetExceeded, ModelError, NotFound, UsageError, did_you_mean
 from zoo.models.base import Message, Request, ToolSpec
@@ -87,6 +86,7 @@ def route_tool(roster: Roster) -> ToolSpec:
 
 
 def router_prompt(zoo: Zoo) -> str:
+    """The team and the lead's playbook; `PlaybookError` when the playbook cannot be used."""
     roster = zoo.roster
     lines = [
         f"You are {roster.lead}, the lead of the {roster.name} team. Route each brief to the "
@@ -101,16 +101,18 @@ def router_prompt(zoo: Zoo) -> str:
             continue
         routes = f" (routes: {', '.join(agent.routes)})" if agent.routes else ""
         lines.append(f"- {name}: {agent.role}. {agent.description}{routes}")
-    playbook = read_in_home(zoo.home.root, f"agents/{roster.lead}.md")
-    if playbook is not None:
-        lines += ["", playbook.decode("utf-8", errors="replace")]
+    lines += ["", playbooks.read(zoo.home, roster.lead)]
     return "\n".join(lines)
 
 
 def by_model(zoo: Zoo, text: str, task_id: str | None = None) -> Route:
     roster = zoo.roster
+    try:
+        system = router_prompt(zoo)
+    except playbooks.PlaybookError as e:
+        return Route(None, "model", f"the lead's {e}")
     request = Request(
-        system=router_prompt(zoo),
+        system=system,
         messages=(Message("user", text),),
         tools=(route_tool(roster),),
         require_tool=ROUTE_TOOL_NAME,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo import approvals
-from zoo.confine import ConfinementError, read_in_home
+from zoo import approvals, playbooks
+from zoo.confine import ConfinementError
 from zoo.core import Event, Zoo, attempt_events
 from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError
 from zoo.memory import Entry
@@ -95,7 +95,7 @@ def turn(
         if ctx.outcome.handoff_to or ctx.outcome.escalation:
             return ctx.outcome, texts, events.pending, None
         raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
-    except (ModelError, ConfinementError, BudgetExceeded) as e:
+    except (ModelError, ConfinementError, BudgetExceeded, playbooks.PlaybookError) as e:
         events.add("model.error" if isinstance(e, ModelError) else "step.refused",
                    {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
                     "kind": type(e).__name__})  # fmt: skip
@@ -217,11 +217,13 @@ def section(texts: list[str], outcome: Outcome, error: str | None) -> str:
 
 
 def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
-    """Playbook + the agent's memory + the relevant part of MEMORY.md + how to work here."""
+    """Playbook + the agent's memory + the relevant part of MEMORY.md + how to work here.
+
+    `PlaybookError` when the playbook cannot be used (the step fails: no turn without one).
+    """
     roster = zoo.roster
     spec = roster.agents[agent]
-    raw = read_in_home(zoo.home.root, f"agents/{agent}.md")
-    text = raw.decode("utf-8", errors="replace") if raw is not None else f"# {spec.role}\n"
+    text = playbooks.read(zoo.home, agent)
     targets = ", ".join(spec.handoff)
     lines = [
         text.rstrip(),
