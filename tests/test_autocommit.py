@@ -121,10 +121,24 @@ def test_message_holds_no_secret_and_one_line_per_step() -> None:
 
 
 def test_runtime_and_temporary_files_are_not_committable() -> None:
-    paths = ["zoo.yaml", ".zoo/events.jsonl", ".zoo/runner.lock", ".zoo/leases/T-0001.json",
+    paths = [".zoo/events.jsonl", ".zoo/runner.lock", ".zoo/leases/T-0001.json",
              "workspaces/dev/.T-0001-x.md.123.zoo-tmp", "MEMORY.md", "workspaces/dev/clone/",
              ""]  # fmt: skip
-    assert committable(paths) == ["zoo.yaml", ".zoo/events.jsonl", "MEMORY.md"]
+    written = {".zoo/runner.lock", "workspaces/dev/.T-0001-x.md.123.zoo-tmp",
+               "workspaces/dev/clone/"}  # fmt: skip
+    assert committable(paths, written) == [".zoo/events.jsonl", "MEMORY.md"]
+
+
+def test_only_what_zoo_wrote_is_committable() -> None:
+    paths = ["workspaces/dev/T-0001-fix.md", "workspaces/done/T-12345.md", "MEMORY.md",
+             "agents/owl.memory.md", ".zoo/events.jsonl", "workspaces/dev/notes.md",
+             "zoo.yaml", "agents/owl.md", ".env", ".gitignore", "agents/.memory.md",
+             "workspaces/dev/sub/T-0002.md", "workspaces/T-0003.md", "docs/MEMORY.md",
+             "workspaces/dev/T-draft.md", "workspaces/dev/report.md"]  # fmt: skip
+    assert committable(paths, {"workspaces/dev/notes.md"}) == [
+        "workspaces/dev/T-0001-fix.md", "workspaces/done/T-12345.md", "MEMORY.md",
+        "agents/owl.memory.md", ".zoo/events.jsonl", "workspaces/dev/notes.md",
+    ]  # fmt: skip
 
 
 def test_importing_the_module_does_not_import_git() -> None:
@@ -223,11 +237,12 @@ def test_close_with_nothing_to_commit_makes_no_commit(repo: Home) -> None:
 def test_a_repository_without_commits_gets_its_first(home: Home, user_home: Path) -> None:
     set_identity(user_home)
     init_repo(home.root, commit=False)
+    write(home, "workspaces/dev/T-0001-first.md")
     committer = start(home, [])
     committer.note("T-0001", "beaver", "First")
     committer.close()
     assert commit_count(home.root) == 1
-    assert "zoo.yaml" in last_files(home.root)
+    assert last_files(home.root) == ["workspaces/dev/T-0001-first.md"]  # not the person's zoo.yaml
 
 
 # --- what is committed ------------------------------------------------------------------
@@ -291,6 +306,7 @@ def test_a_home_inside_a_bigger_repository_commits_only_the_home(
 
 def test_without_an_identity_commits_as_zoo(home: Home) -> None:
     init_repo(home.root, commit=False)
+    write(home, "workspaces/dev/T-0001-fix.md")
     committer = start(home, [])
     committer.note("T-0001", "beaver", "Fix")
     committer.close()
@@ -375,12 +391,16 @@ def test_a_final_failure_at_close_is_reported(repo: Home) -> None:
     committer = start(repo, lines, interval=60)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    committer.close()
-    assert len(lines) == 2 and "index.lock" in lines[0]
-    assert lines[1] == (
-        "autocommit: stopped with 1 noted step not committed (the work is in the files: "
-        "commit it with git)"
+    assert (
+        committer.close()
+        == committer.unsaved
+        == (
+            "autocommit: git update-index failed (exit 128): fatal: Unable to create "
+            f"'{lock}': File exists; 1 noted step not committed (the work is in its files: "
+            "commit it with git)"
+        )
     )
+    assert lines == []  # said once, by close(): no "will retry" when nothing will
     assert os.path.exists(lock)
 
 
@@ -394,3 +414,70 @@ def test_without_git_on_the_path_runs_without_commits(
     assert len(lines) == 1
     assert lines[0].startswith("autocommit: off: git is not available (cannot run 'git': ")
     assert lines[0].endswith("); the zoo runs the same, without commits")
+
+
+@pytest.mark.parametrize(
+    ("title", "subject"),
+    [
+        ("Draft\0x", "Draft x"),
+        ("Caf\udce9 \ud800", "Caf? ?"),
+        ("\x1b]0;pwned\x07Hi", "]0;pwned Hi"),
+    ],
+    ids=["nul", "unencodable", "terminal-escape"],
+)
+def test_a_title_git_cannot_take_is_committed_cleaned(repo: Home, title: str, subject: str) -> None:
+    lines: list[str] = []
+    committer = start(repo, lines, interval=0.02)
+    write(repo, "workspaces/dev/T-0001-draft-x.md")
+    committer.note("T-0001", "writer", title)
+    wait_for(lambda: committer.commits == 1)
+    assert committer.close() is None
+    assert last_message(repo.root) == f"T-0001 writer: {subject}"
+    assert lines == []
+
+
+def test_any_error_is_reported_once_and_the_committer_keeps_committing(
+    repo: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines: list[str] = []
+    committer = start(repo, lines, interval=0.02)
+    run = committer._git.run
+    broken = [ValueError("embedded null byte"), RuntimeError(f"boom {'sk-ant-' + 'x' * 24}")]
+
+    def failing_twice(*args: str, **options: object) -> str:
+        if broken:
+            raise broken.pop(0)
+        return run(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(committer._git, "run", failing_twice)
+    write(repo, "workspaces/dev/T-0001-fix.md")
+    committer.note("T-0001", "beaver", "Fix")
+    wait_for(lambda: committer.commits == 1)
+    assert committer.failures == 2
+    assert lines == [
+        "autocommit: ValueError: embedded null byte; will retry (the work is safe in its files)",
+        "autocommit: committing again",
+    ]
+    write(repo, "workspaces/dev/T-0002-next.md")  # a later batch is committed too
+    committer.note("T-0002", "beaver", "Next")
+    wait_for(lambda: committer.commits == 2)
+    assert committer.close() is None
+    assert last_message(repo.root) == "T-0002 beaver: Next"
+
+
+def test_an_error_at_close_is_one_redacted_line(
+    repo: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committer = start(repo, [], interval=60)
+
+    def broken(*_args: str, **_options: object) -> str:
+        raise RuntimeError(f"bad token {'sk-ant-' + 'x' * 24}\nsecond line")
+
+    monkeypatch.setattr(committer._git, "run", broken)
+    write(repo, "workspaces/dev/T-0001-fix.md")
+    committer.note("T-0001", "beaver", "Fix")
+    committer.note("T-0002", "beaver", "More")
+    assert committer.close() == (
+        "autocommit: RuntimeError: bad token [redacted]; 2 noted steps not committed (the work "
+        "is in its files: commit it with git)"
+    )

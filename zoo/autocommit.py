@@ -1,36 +1,46 @@
-"""Autocommit: the home's changed files go into git after work, batched (DESIGN §6).
+"""Autocommit: what Zoo wrote in the home goes into git after work, batched (DESIGN §6).
 
 With `git: {autocommit: true}` the runner starts an `AutoCommitter` and calls `note()`
 each time a task's step is saved. A background thread commits; the guarantees:
 
+- Only what Zoo itself wrote is committed: its own files (task files
+  `workspaces/<ws>/T-*.md`, a moved task's old copy removed with them, MEMORY.md,
+  agents' memory `agents/<name>.memory.md`, the journal `.zoo/events.jsonl`) and the
+  exact files agents wrote through tools (`write_file`, approved writes that `zoo
+  approve` ran included), which `record_written()` keeps in `.zoo/written.jsonl` until
+  a commit holds them. A person's own changes (zoo.yaml, playbooks, `.env`, anything
+  else) are theirs to commit: never staged, never committed. A file an agent wrote is
+  the agent's, even if a person edited it too.
 - The loop never waits for git: `note()` only appends to a list under a lock, and
   every git command runs in the committer's daemon thread.
 - At most one commit a second: a batch of notes is committed one `interval` after
   the thread first sees it, and a batch only opens after the previous commit began.
   `close()` commits what is pending at once, waits for it, and stops the thread.
 - Only the home is committed, even when it is a folder of a bigger repository: git
-  runs in the home with the pathspec `.`, and the commit names exactly the paths it
-  commits (`git commit --only`), so whatever the user has staged elsewhere stays
-  staged and uncommitted.
+  runs in the home with pathspecs inside it, and the commit names exactly the paths
+  it commits (`git commit --only`), so whatever the user has staged stays staged and
+  uncommitted.
 - Never committed: temporary files of atomic writes (`*.zoo-tmp`) and `.zoo/`
   runtime files (locks, leases, pids, caches), with or without a `.gitignore`. The
-  journal `.zoo/events.jsonl` is committed unless the user's `.gitignore` ignores it;
-  the `.gitignore` is respected for everything else. Nested repositories are skipped.
+  journal is committed unless the user's `.gitignore` ignores it; the `.gitignore` is
+  respected for everything else. Nested repositories are skipped.
 - Files the runner moves while git looks are no error: the changed paths come from
   `git status` and are staged with `git update-index --add --remove`, which takes a
   path that vanished meanwhile as removed (`git add` would stop at it).
-- Messages hold only task ids, agent names and titles, passed through `redact`:
-  `T-0042 beaver: Fix login bug`; a batch of several says `(+N more)` in its subject
-  and lists every task in its body.
+- Messages hold only task ids, agent names and titles, on one line each, control
+  characters taken out, passed through `redact`: `T-0042 beaver: Fix login bug`; a
+  batch of several says `(+N more)` in its subject and lists every task in its body.
 - Identity: the user's `user.name`/`user.email`; where git has none configured (a
   fresh CI machine), `zoo <zoo@localhost>`, as `zoo init` does.
 - Hooks are honoured (a secret scanner in pre-commit keeps guarding agent output), but
   every git command is stopped after `timeout` seconds with SIGTERM to its process
   group, so git removes its own `index.lock` and a stuck hook cannot hang the exit.
-- Failures (a held `index.lock`, a failing hook) never reach the runner: one line says
-  what failed, the notes stay pending and are retried after 1, 2, 4 ... (at most 60)
-  seconds; one line says so when commits work again. The files are the record: a
-  failed commit loses nothing, the next one includes the work.
+- Failures never reach the runner and never stop the thread, whatever they are (a
+  held `index.lock`, a failing hook, a bug): one line says what failed, the notes stay
+  pending and are retried after 1, 2, 4 ... (at most 60) seconds; one line says so
+  when commits work again. The files are the record: a failed commit loses nothing,
+  the next one includes the work. What the final attempt in `close()` could not
+  commit, `close()` returns as one line (the runner's run then fails).
 - A home outside any git repository, or a machine without git, runs the same:
   `start()` returns None after one line saying why.
 
@@ -39,18 +49,22 @@ GitPython is imported inside `start()`, never when this module is imported.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo.fs import TMP_SUFFIX
+from zoo.fs import TMP_SUFFIX, append_durable, atomic_write
 from zoo.home import Home
 from zoo.secrets import redact
+from zoo.tasks import TASK_NAME
 
 if TYPE_CHECKING:
     import git
@@ -69,6 +83,16 @@ MIN_GIT = (2, 25)
 """`git commit --pathspec-from-file` came with git 2.25 (January 2020)."""
 JOURNAL = ".zoo/events.jsonl"
 """The one file of `.zoo/` that is committed: the audit trail."""
+MEMORY = "MEMORY.md"
+OWNED_ROOTS = ("workspaces", "agents", MEMORY, JOURNAL)
+"""Where Zoo's own files and the files agents write are: all `git status` looks at."""
+WRITTEN = "written.jsonl"
+"""`.zoo/written.jsonl`: the files agents wrote that no commit holds yet, a JSON string
+(the path relative to the home) a line."""
+TAKEN = "written.taken.jsonl"
+"""`.zoo/written.taken.jsonl`: those the commit under way holds; removed once it is made."""
+_WRITTEN_LOCK = "written.lock"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -80,8 +104,11 @@ class Noted:
     title: str
 
     def line(self) -> str:
-        """`T-0042 beaver: Fix login bug`, on one line, secrets redacted."""
-        return redact(" ".join(f"{self.task_id} {self.agent}: {self.title}".split()))
+        """`T-0042 beaver: Fix login bug`, on one line, secrets redacted; control characters
+        (a NUL, a terminal escape) become spaces, what UTF-8 cannot hold becomes `?`."""
+        text = f"{self.task_id} {self.agent}: {self.title}"
+        text = text.encode("utf-8", errors="replace").decode("utf-8")
+        return redact(" ".join(_CONTROL.sub(" ", text).split()))
 
 
 def commit_message(notes: Sequence[Noted]) -> str:
@@ -96,16 +123,86 @@ def commit_message(notes: Sequence[Noted]) -> str:
     return f"{lines[0]} (+{len(lines) - 1} more)\n\n" + "\n".join(lines)
 
 
-def committable(paths: Iterable[str]) -> list[str]:
-    """The paths (relative to the home) a commit may hold: no temporary or runtime files,
-    no nested repositories (`git status` shows them as `folder/`)."""
+def zoo_owns(path: str) -> bool:
+    """True for a file Zoo itself writes (relative to the home): a task file
+    `workspaces/<ws>/T-....md`, MEMORY.md, `agents/<name>.memory.md`, the journal."""
+    if path in (MEMORY, JOURNAL):
+        return True
+    parts = path.split("/")
+    if len(parts) == 3 and parts[0] == "workspaces":
+        return TASK_NAME.match(parts[2]) is not None
+    suffix = ".memory.md"
+    return (
+        len(parts) == 2
+        and parts[0] == "agents"
+        and parts[1].endswith(suffix)
+        and len(parts[1]) > len(suffix)
+    )
+
+
+def committable(paths: Iterable[str], written: Collection[str] = ()) -> list[str]:
+    """The paths (relative to the home) a commit may hold: Zoo's own files and the files
+    agents wrote (`written`); never temporary or runtime files, nor nested repositories
+    (`git status` shows them as `folder/`)."""
     return [
         path
         for path in paths
         if path
         and not path.endswith((TMP_SUFFIX, "/"))
-        and (path == JOURNAL or not path.startswith(".zoo/"))
+        and (zoo_owns(path) or (path in written and not path.startswith(".zoo/")))
     ]
+
+
+# --- the files agents wrote -----------------------------------------------------------
+
+
+def record_written(home: Home, path: str) -> None:
+    """An agent wrote `path` (relative to the home) through a tool: the next commit holds
+    it. Durable, and safe from any thread or process (`zoo approve` records too)."""
+    from filelock import FileLock
+
+    state = home.ensure_state()
+    with FileLock(state / _WRITTEN_LOCK):
+        if path not in _read_paths(state / WRITTEN):
+            append_durable(state / WRITTEN, json.dumps(path) + "\n")
+
+
+def _read_paths(file: Path) -> set[str]:
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return set()
+    found = set()
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a power cut
+        if isinstance(value, str):
+            found.add(value)
+    return found
+
+
+def _take_written(home: Home) -> set[str]:
+    """Every file agents wrote that no commit holds yet. What is recorded from now on goes
+    to a fresh `written.jsonl`, so `_release_written` after the commit loses none of it."""
+    from filelock import FileLock
+
+    state = home.ensure_state()
+    with FileLock(state / _WRITTEN_LOCK):
+        fresh = _read_paths(state / WRITTEN)
+        taken = _read_paths(state / TAKEN)
+        if fresh:
+            taken |= fresh
+            lines = "".join(json.dumps(path) + "\n" for path in sorted(taken))
+            atomic_write(state / TAKEN, lines)
+            (state / WRITTEN).unlink()
+    return taken
+
+
+def _release_written(home: Home) -> None:
+    """The commit holding the taken files is made (or they had nothing to commit)."""
+    (home.state / TAKEN).unlink(missing_ok=True)
 
 
 def _nul(paths: Iterable[str]) -> bytes:
@@ -177,7 +274,7 @@ def _first_line(stderr: str) -> str:
 
 
 class AutoCommitter:
-    """Commits a home's changed files in a background thread, at most once an interval.
+    """Commits what Zoo wrote in a home in a background thread, at most once an interval.
 
     Made by `start()`. `note()` from any thread after a step is saved; `close()` once
     at the end. `commits` and `failures` count commits made and failed attempts.
@@ -185,6 +282,7 @@ class AutoCommitter:
 
     def __init__(
         self,
+        home: Home,
         git_: _Git,
         *,
         prefix: str = "",
@@ -192,6 +290,7 @@ class AutoCommitter:
         on_line: Callable[[str], None] | None = None,
         interval: float = INTERVAL_S,
     ) -> None:
+        self._home = home
         self._git = git_
         self._prefix = prefix
         """The home's folder in the repository (`zoo/`; empty at its top): `git status`
@@ -205,6 +304,8 @@ class AutoCommitter:
         """Failed commit attempts so far."""
         self._streak = 0
         """Failed attempts since the last success: the retry backoff, one line per streak."""
+        self.unsaved: str | None = None
+        """Set when the final attempt failed: one line saying what is not committed."""
         self._cond = threading.Condition()
         self._pending: list[Noted] = []
         self._due: float | None = None
@@ -243,7 +344,7 @@ class AutoCommitter:
             _say(on_line, _off_line(home, error))
             return None
         prefix = found[1] if len(found) > 1 else ""
-        committer = cls(runner, prefix=prefix, identity=identity, on_line=on_line,
+        committer = cls(home, runner, prefix=prefix, identity=identity, on_line=on_line,
                         interval=interval)  # fmt: skip
         committer._thread.start()
         return committer
@@ -260,34 +361,33 @@ class AutoCommitter:
             if len(self._pending) == 1:
                 self._cond.notify()
 
-    def close(self) -> None:
+    def close(self) -> str | None:
         """Commit whatever is pending now, wait for it, stop the thread; idempotent.
 
-        Every git command has a timeout, so this returns in bounded time.
+        Returns None when everything noted is committed, else one line saying what is
+        not (`unsaved`). Every git command has a timeout, so this returns in bounded time.
         """
         with self._cond:
             self._closing = True
             self._cond.notify()
         self._thread.join()
+        return self.unsaved
 
     # --- the thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            taken = self._take()
-            if taken is None:
-                return
+        while (taken := self._take()) is not None:
             batch, final = taken
-            ok = self._attempt(batch)
+            error = self._attempt(batch, final)
             with self._cond:
-                if ok:
+                if error is None:
                     del self._pending[: len(batch)]
                     self._due = None
                 elif final:
                     count = len(self._pending)
-                    _say(self._on_line, f"autocommit: stopped with {count} noted step"
-                                        f"{'s' if count != 1 else ''} not committed (the work "
-                                        "is in the files: commit it with git)")  # fmt: skip
+                    self.unsaved = (f"autocommit: {error}; {count} noted step"
+                                    f"{'s' if count != 1 else ''} not committed (the work is "
+                                    "in its files: commit it with git)")  # fmt: skip
                     return
                 else:
                     backoff = self.interval * 2 ** min(self._streak - 1, 30)
@@ -309,42 +409,50 @@ class AutoCommitter:
                 self._cond.wait(left)
             return list(self._pending), self._closing
 
-    def _attempt(self, batch: list[Noted]) -> bool:
-        """Commit the home for `batch`; False (and one line, while failing) on failure."""
-        from git.exc import GitError
-
+    def _attempt(self, batch: list[Noted], final: bool) -> str | None:
+        """Commit the home for `batch`; on failure what failed (one line, redacted), said
+        once a streak of failures unless this is the final attempt (`close()` reports it)."""
         try:
             self._commit(batch)
-        # GitError: GitPython could not start git (GitCommandNotFound); OSError: the
-        # home or its repository vanished, or no process could be started.
-        except (GitFailed, GitError, OSError) as error:
+        # Whatever it is (git failing, the home gone, a ValueError from a NUL where git's
+        # arguments go, a bug), the thread must live on: a dead committer would commit
+        # nothing for the rest of the runner's life, silently.
+        except Exception as error:
             self.failures += 1
             self._streak += 1
-            if self._streak == 1:
-                _say(self._on_line, f"autocommit: {_detail(error)}; will retry (the work is "
-                                    "safe in its files)")  # fmt: skip
-            return False
+            detail = _detail(error)
+            if self._streak == 1 and not final:
+                _say(self._on_line, f"autocommit: {detail}; will retry (the work is safe in "
+                                    "its files)")  # fmt: skip
+            return detail
         if self._streak:
             self._streak = 0
             _say(self._on_line, "autocommit: committing again")
-        return True
+        return None
 
     def _commit(self, batch: list[Noted]) -> bool:
-        """Stage the home's changes and commit them if there are any; True if committed."""
+        """Stage what Zoo wrote and commit it if anything changed; True if committed."""
+        written = _take_written(self._home)
+        owned = [f":(literal){root}" for root in OWNED_ROOTS]
         status = self._git.run(
-            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", "."
-        )
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--",
+            *owned,
+        )  # fmt: skip
         cut = 3 + len(self._prefix)  # "XY " and the home's folder: paths relative to the home
-        changed = committable(entry[cut:] for entry in status.split("\0") if entry)
-        if not changed:
-            return False
+        changed = committable((entry[cut:] for entry in status.split("\0") if entry), written)
+        committed = bool(changed) and self._commit_paths(batch, changed, owned)
+        _release_written(self._home)
+        return committed
+
+    def _commit_paths(self, batch: list[Noted], changed: list[str], owned: list[str]) -> bool:
         self._git.run("update-index", "--add", "--remove", "-z", "--stdin", stdin=_nul(changed))
-        # What is staged now under the home, as paths git knows (a file that vanished
-        # since `status` is not one, and `commit --only` refuses unknown paths).
+        # What is staged now of those paths, as git knows them (a file that vanished since
+        # `status` is not one, and `commit --only` refuses unknown paths).
         staged = self._git.run(
-            "diff", "--cached", "--name-only", "-z", "--no-renames", "--relative", "--", "."
+            "diff", "--cached", "--name-only", "-z", "--no-renames", "--relative", "--", *owned
         )
-        paths = committable(staged.split("\0"))
+        mine = set(changed)
+        paths = [path for path in staged.split("\0") if path in mine]
         if not paths:
             return False
         subject, _, body = commit_message(batch).partition("\n\n")
@@ -386,5 +494,9 @@ def _dotted(version: Sequence[int]) -> str:
 
 
 def _say(on_line: Callable[[str], None] | None, line: str) -> None:
-    if on_line is not None:
+    if on_line is None:
+        return
+    try:
         on_line(line)
+    except Exception:  # a line that cannot be shown (stdout closed) must not stop commits
+        pass

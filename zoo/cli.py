@@ -78,15 +78,27 @@ def _main(
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the zoo home.")] = Path("."),
+    name: Annotated[
+        str | None, typer.Option("--name", help="The team's name (default: the folder's).")
+    ] = None,
+    no_git: Annotated[
+        bool, typer.Option("--no-git", help="Make no git repository; autocommit off.")
+    ] = False,
 ) -> None:
     """Scaffold a new zoo home (a small working roster) and a git repository."""
+    import shlex
+
     from zoo import render, scaffold
 
-    created = scaffold.init(directory)
-    render.line(f"created a zoo home in {created.root}")
+    created = scaffold.init(directory, name=name, git=not no_git)
+    count = len(created.written)
+    render.line(f"created a zoo home in {created.root} (team {created.name!r}, {count} files)")
     for note in created.notes:
         render.line(f"  {note}")
-    render.line('next: zoo dispatch "Write a short post about our launch" && zoo run --once')
+    typed = str(directory)  # as the user typed it, unless a shell would read it otherwise
+    where = str(created.root) if typed.startswith(("-", "~")) else typed
+    go = "" if created.root == Path.cwd().resolve() else f"cd {shlex.quote(where)} && "
+    render.line(f'next: {go}zoo dispatch "Write a short post about our launch" && zoo run --once')
 
 
 @app.command()

@@ -180,11 +180,15 @@ class Shift:
         return nxt
 
     def end(self) -> None:
+        """Let go of the leases and logs; commit what is noted. Work that could not be
+        committed fails the run (one line), though it is safe in its files."""
         self.held.close()
         self.logs.close()
         self.zoo.ledger.flush()
         if self.committer is not None:
-            self.committer.close()
+            unsaved = self.committer.close()
+            if unsaved is not None:
+                self.report.add(None, failure=unsaved)
 
 
 class Live:

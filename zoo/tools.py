@@ -296,6 +296,10 @@ def _write_file(ctx: ToolContext, args: dict[str, Any]) -> tuple[str, dict[str, 
         raise ToolRefused("content is not valid Unicode text") from None
     confine.write_file(ctx.home.root, where, data)
     shown = f"workspaces/{where.workspace}/{'/'.join(where.names)}"
+    if ctx.roster.git.autocommit:  # the agent's file: autocommit commits it with its work
+        from zoo.autocommit import record_written
+
+        record_written(ctx.home, shown)
     ctx.outcome.notes.append(f"wrote {shown} ({len(args['content'])} chars)")
     return f"wrote {len(args['content'])} characters to {where.shown}", {
         "path": where.shown,
