@@ -34,6 +34,13 @@ def attempt_events(attempts: Sequence[Attempt], task: str | None, agent: str) ->
     ]  # fmt: skip
 
 
+def edited(task: Task, edit: tasks.HandEdit | None) -> list[Event]:
+    """The `task.edit_kept` event of a save that kept a person's edit (none if none)."""
+    if edit is None:
+        return []
+    return [("task.edit_kept", {"task": task.id, **edit.fields()})]
+
+
 @dataclass
 class Zoo:
     home: Home
@@ -98,9 +105,9 @@ class Zoo:
         task.meta.update(status="queued", agent=agent, workspace=workspace)
         task.meta.pop("escalation", None)
         task.meta.pop("approval", None)
-        tasks.save(task, self.home.workspace(workspace))
+        edit = tasks.save(task, self.home.workspace(workspace))
         fields = {"task": task.id, "agent": agent, "workspace": workspace, **(extra or {})}
-        self.journal.write_many([*before, (event, fields)])
+        self.journal.write_many([*before, *edited(task, edit), (event, fields)])
 
     def escalate(
         self,
@@ -113,17 +120,17 @@ class Zoo:
     ) -> None:
         """Send `task` to escalations/ with the reason a person must act."""
         task.meta.update(status="escalated", workspace=ESCALATIONS, escalation=reason)
-        tasks.save(task, self.home.workspace(ESCALATIONS))
+        edit = tasks.save(task, self.home.workspace(ESCALATIONS))
         fields = {"task": task.id, "agent": task.agent, "by": by, "reason": reason,
                   "failed": failed or None}  # fmt: skip
-        self.journal.write_many([*before, ("task.escalated", fields)])
+        self.journal.write_many([*before, *edited(task, edit), ("task.escalated", fields)])
 
     def wait(self, task: Task, approval: str, *, before: Sequence[Event] = ()) -> None:
         """Park `task` in its folder until a person decides on `approval`."""
         task.meta.update(status="waiting-approval", approval=approval)
-        tasks.save(task)
+        edit = tasks.save(task)
         fields = {"task": task.id, "agent": task.agent, "approval": approval}
-        self.journal.write_many([*before, ("task.waiting", fields)])
+        self.journal.write_many([*before, *edited(task, edit), ("task.waiting", fields)])
 
     def retry(self, task_id: str, to: str | None = None) -> Task:
         """Send an escalated task back to work: to `to`, else to the agent that had it.
@@ -148,5 +155,6 @@ class Zoo:
 
     def finish(self, task: Task, *, before: Sequence[Event] = ()) -> None:
         task.meta.update(status="done", workspace=DONE)
-        tasks.save(task, self.home.workspace(DONE))
-        self.journal.write_many([*before, ("task.done", {"task": task.id, "agent": task.agent})])
+        edit = tasks.save(task, self.home.workspace(DONE))
+        done = ("task.done", {"task": task.id, "agent": task.agent})
+        self.journal.write_many([*before, *edited(task, edit), done])

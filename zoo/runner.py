@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import leases, tasks
-from zoo.core import Event, Zoo
+from zoo.core import Event, Zoo, edited
 from zoo.errors import NotFound, TaskFileError
 from zoo.fs import atomic_move, atomic_write, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
@@ -492,7 +492,7 @@ def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
         owners = roster.agents_in(folder)
         if task.agent in owners:
             task.meta["workspace"] = folder
-            tasks.save(task)
+            zoo.journal.write_many(edited(task, tasks.save(task)))
             return True
         if len(owners) != 1:
             reason = f"moved to '{folder}/', which no single agent works in"
