@@ -10,7 +10,7 @@ from zoo import tasks
 from zoo.home import Home
 from zoo.journal import read_events
 from zoo.models.base import Reply, Request
-from zoo.models.scripted import ScriptedModel, says
+from zoo.models.scripted import ScriptedModel, call, says
 from zoo.router import dispatch
 from zoo.runner import run_once, runner_lock
 
@@ -92,3 +92,39 @@ def test_a_file_nobody_touched_makes_no_edit_event(home: Home) -> None:
     with runner_lock(home):
         run_once(open_zoo(home))
     assert not [e for e in read_events(home.journal_path) if e["event"] == "task.edit_kept"]
+
+
+def _escalated(home: Home, scripted: ScriptedModel) -> tasks.Task:
+    scripted.add(says("", call("escalate", reason="which product?")), says("Asked."))
+    task, _ = dispatch(open_zoo(home, scripted), "Write a blog post", to="lark")
+    _run(home, scripted)
+    return tasks.read(home.workspace("escalations") / task.path.name)
+
+
+def test_an_escalated_task_moved_into_a_workspace_is_queued_for_its_agent(
+    home: Home, scripted: ScriptedModel
+) -> None:
+    task = _escalated(home, scripted)
+    target = home.workspace("dev") / task.path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    task.path.rename(target)  # a person hands it to beaver by moving the file
+    scripted.add(says("Fixed."), says("Tested."), says("Noted."))
+    _run(home, scripted)
+    done = tasks.read(home.workspace("done") / task.path.name)
+    assert done.meta["status"] == "done" and "escalation" not in done.meta
+    requeued = [e for e in read_events(home.journal_path) if e["event"] == "task.requeued"]
+    assert [(e["was"], e["folder"], e["escalation"]) for e in requeued] == [
+        ("escalated", "dev", "which product?")]  # fmt: skip
+    assert scripted.requests[-3].meta["agent"] == "beaver"
+
+
+def test_a_done_task_moved_into_the_inbox_is_routed_again(home: Home) -> None:
+    task, _ = dispatch(open_zoo(home), "Write a blog post", to="lark")
+    _run(home, ScriptedModel([says("Posted.")]))
+    done = home.workspace("done") / task.path.name
+    done.rename(home.workspace("inbox") / task.path.name)
+    _run(home, ScriptedModel([says("Posted again.")]))  # routed by rules: 'blog'
+    again = tasks.read(home.workspace("done") / task.path.name)
+    assert again.body.count("## lark · ") == 2
+    kinds = [e["event"] for e in read_events(home.journal_path)]
+    assert kinds.count("task.requeued") == 1 and kinds.count("task.routed") == 2

@@ -375,15 +375,18 @@ def _journal_saved_step(zoo: Zoo, task: Task, left: Leftover) -> None:
 
 def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
     """Route the inbox, follow hand edits, and return every task queued for an agent."""
-    due: list[Task] = []
+    due: dict[str, Task] = {}
     everywhere = _everywhere(zoo.home)
     for folder in tasks.active_folders(zoo.home):
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
+            match = tasks.TASK_NAME.match(path.name)
+            if match and match.group(1) in due:
+                continue  # routed from the inbox into this folder a moment ago
             task = _due(zoo, path, report, seen_broken, everywhere)
             if task is not None:
-                due.append(task)
-    return due
+                due.setdefault(task.id, task)
+    return list(due.values())
 
 
 def _everywhere(home: Home) -> list[Path]:
@@ -408,7 +411,11 @@ def _due(
         if leased and leases.held_by_other(zoo.home, task.id):
             return None  # `zoo dispatch` is routing it right now
         task = _settle_copies(zoo, task, everywhere)
-    if task is None or task.status != "queued" or task.path.parent != path.parent:
+    if task is None or task.path.parent != path.parent:
+        return None
+    if task.status in ("done", "escalated"):  # a person moved it back into a workspace
+        _requeue(zoo, task, report)
+    if task.status != "queued":
         return None
     if path.parent.name == INBOX:
         return _route_inbox(zoo, task, report)
@@ -453,6 +460,22 @@ def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, in
             zoo.journal.write("task.invalid", path=zoo.home.relative(path), error=e.problem,
                               line=e.line, key=e.key)  # fmt: skip
         return None
+
+
+def _requeue(zoo: Zoo, task: Task, report: RunReport) -> None:
+    """A done or escalated task a person moved into a workspace folder is work again:
+    for that folder's agent (or, in the inbox, to be routed anew), with a fresh count
+    of handoffs, as `zoo retry` gives."""
+    was, reason = task.status, task.meta.get("escalation")
+    task.meta.update(status="queued", handoffs=0)
+    task.meta.pop("escalation", None)
+    if task.folder == INBOX:
+        task.meta.update(agent=zoo.roster.lead, workspace=INBOX)
+    events = [*edited(task, tasks.save(task)),
+              ("task.requeued", {"task": task.id, "was": was, "folder": task.folder,
+                                 "escalation": reason, "by": "person"})]  # fmt: skip
+    zoo.journal.write_many(events)
+    report.add(None, f"{task.id} ({was}) moved by hand to {task.folder}/: queued again")
 
 
 def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
