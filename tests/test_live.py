@@ -147,7 +147,7 @@ def test_a_schedule_fires_in_the_running_runner(home: Home) -> None:
     assert len(fired) == 1 and fired[0]["missed"] > 1000 - 1
 
 
-def test_a_second_runner_exits_0_and_a_dead_ones_lock_and_leases_are_reclaimed(
+def test_a_second_runner_once_exits_0_live_exits_1_and_a_dead_ones_lock_is_reclaimed(
     home: Home,
 ) -> None:
     with running(home) as first:
@@ -155,8 +155,18 @@ def test_a_second_runner_exits_0_and_a_dead_ones_lock_and_leases_are_reclaimed(
         second = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "run",
                                  "--once"], capture_output=True, text=True)  # fmt: skip
         assert second.returncode == 0
+        up = json.loads(zoo_json(home, "status"))["runner"]
+        assert up["pid"] == pid and up["mode"] == "live"
         assert second.stderr == (
-            f"zoo: another runner (pid {pid}) holds {home.root}; nothing to do\n"
+            f"zoo: another runner (pid {pid}, since {up['since']}) holds {home.root}; "
+            "nothing to do\n"
+        )
+        live = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "run"],
+                              capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+        assert (live.returncode, live.stdout) == (1, "")
+        assert live.stderr == (
+            f"zoo: another runner (pid {pid}, since {up['since']}) holds {home.root}: "
+            "stop it first (zoo status shows it)\n"
         )
         assert set(leases.live(home).keys()) == set()  # idle: no task leased
         os.kill(pid, signal.SIGKILL)
@@ -169,6 +179,7 @@ def test_a_second_runner_exits_0_and_a_dead_ones_lock_and_leases_are_reclaimed(
     assert third.returncode == 0, third.stderr
     assert f"{task.id} lark finished: done" in third.stdout
     assert not lease.exists()
+    assert json.loads(zoo_json(home, "status"))["runner"] is None  # its pid file names the dead
     reclaimed = [e for e in read_events(home.journal_path) if e["event"] == "runner.reclaimed"]
     assert [(e["pid"], e["tasks"]) for e in reclaimed] == [(pid, [])]
 
@@ -218,3 +229,13 @@ def _spend_shown(home: Home) -> dict[str, Any]:
             return spend
         time.sleep(0.05)
     raise AssertionError("zoo status never showed the running runner's spend")
+
+
+def zoo_json(home: Home, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", "--home", str(home.root), *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    ).stdout

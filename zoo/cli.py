@@ -15,7 +15,7 @@ import click
 import typer
 
 from zoo import __version__
-from zoo.errors import ExitStatus, UsageError, ZooError
+from zoo.errors import ExitStatus, UsageError, UserError, ZooError
 from zoo.home import Home, find_home
 from zoo.secrets import redact, scan_environment
 
@@ -201,13 +201,16 @@ def run(
 
     zoo_home = _home(home)
     try:
-        with runner_lock(zoo_home):
+        with runner_lock(zoo_home, "once" if once else "live"):
             zoo = Zoo.open(zoo_home)
             if not once:
                 _announce_models(zoo)
                 raise typer.Exit(_run_live(zoo, poll))
             report = run_once(zoo, on_line=None if json_out else render.line)
     except RunnerBusy as e:
+        if not once:  # a person started it: they must know it is not running
+            raise UserError(f"another runner ({e}) holds {zoo_home.root}: stop it first "
+                            "(zoo status shows it)") from None  # fmt: skip
         render.error(f"another runner ({e}) holds {zoo_home.root}; nothing to do")
         return
     if json_out:

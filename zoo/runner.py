@@ -8,12 +8,10 @@ threads; one task is only ever in one thread.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from zoo import leases, tasks
 from zoo.core import Event, Zoo, edited
 from zoo.errors import NotFound, TaskFileError
-from zoo.fs import atomic_move, atomic_write, sweep_tmp
+from zoo.fs import atomic_move, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.router import route_task
+from zoo.runnerlock import RunnerBusy as RunnerBusy  # re-exported: callers take both here
+from zoo.runnerlock import runner_lock as runner_lock
 from zoo.steplog import Leftover, StepLogs
 from zoo.tasks import Task, utc_now
 from zoo.tools import Outcome
@@ -72,36 +72,6 @@ class RunReport:
                     self.on_line(line)
             if failure is not None:
                 self.failed.append(failure)
-
-
-class RunnerBusy(Exception):
-    """Another runner holds this home."""
-
-
-@contextmanager
-def runner_lock(home: Home) -> Iterator[None]:
-    """Hold the home's runner lock, or raise `RunnerBusy` at once (never wait)."""
-    from filelock import FileLock, Timeout
-
-    state = home.ensure_state()
-    lock = FileLock(state / "runner.lock", timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunnerBusy(_holder(state)) from None
-    try:
-        atomic_write(state / "runner.pid", f"{os.getpid()}\n", durable=False)
-        yield
-    finally:
-        (state / "runner.pid").unlink(missing_ok=True)
-        lock.release()
-
-
-def _holder(state: Any) -> str:
-    try:
-        return f"pid {int((state / 'runner.pid').read_text(encoding='utf-8'))}"
-    except (OSError, ValueError):
-        return "another process"
 
 
 def run_once(
