@@ -442,25 +442,39 @@ def _decided(decision: approvals.Decision, json_out: bool) -> None:
 
 @app.command()
 def retry(
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The escalated task (T-0042).")],
+    task_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[ID]...", help="Escalated tasks (T-0042).")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every escalated task.")] = False,
     to: Annotated[
-        str | None, typer.Option("--to", help="Send it to this agent instead of its own.")
+        str | None, typer.Option("--to", help="Send them to this agent instead of their own.")
     ] = None,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Send an escalated task back to work: to its agent, or to --to AGENT."""
+    """Send escalated tasks back to work: each to its agent, or to --to AGENT."""
     from zoo import render
     from zoo.core import Zoo
 
+    if bool(task_ids) == every:
+        raise UsageError("name the escalated tasks (ID...) or give --all (one of the two)")
     zoo = Zoo.open(_home(home))
-    task = zoo.retry(task_id, to)
-    where = zoo.home.relative(task.path)
+    retried = zoo.retry_many(task_ids or None, to)
+    docs = [{"id": t.id, "agent": t.agent, "workspace": t.folder, "path": str(t.path)}
+            for t in retried.tasks]  # fmt: skip
     if json_out:
-        render.as_json({"id": task.id, "agent": task.agent, "workspace": task.folder,
-                        "path": where})  # fmt: skip
-        return
-    render.line(f"{task.id} is queued for {task.agent} again ({where}); zoo run picks it up")
+        one = not every and len(task_ids or ()) == 1 and not retried.failed
+        render.as_json(docs[0] if one else {"retried": docs, "failed": retried.failed})
+    else:
+        for task in retried.tasks:
+            render.line(f"{task.id} is queued for {task.agent} again "
+                        f"({zoo.home.relative(task.path)}); zoo run picks it up")  # fmt: skip
+        if every and not retried.tasks and not retried.failed:
+            render.line("no escalated tasks")
+    for failure in retried.failed:
+        render.error(failure["error"])
+    if retried.failed:
+        raise typer.Exit(ExitStatus.ERROR)
 
 
 @app.command()

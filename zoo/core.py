@@ -8,11 +8,11 @@ events of the same step, written with the move's own event in one durable append
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zoo import leases, tasks
-from zoo.errors import BudgetExceeded, UsageError, UserError, did_you_mean
+from zoo.errors import BudgetExceeded, NotFound, UserError, did_you_mean
 from zoo.home import DONE, ESCALATIONS, Home
 from zoo.journal import Journal
 from zoo.memory import Memory
@@ -32,6 +32,15 @@ def attempt_events(attempts: Sequence[Attempt], task: str | None, agent: str) ->
                            "error": a.error, "kind": a.kind, "wait_s": a.wait_s, "then": a.then})
         for a in attempts
     ]  # fmt: skip
+
+
+@dataclass
+class Retried:
+    """What `zoo retry` did: the tasks queued again, and why the others were not."""
+
+    tasks: list[Task] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    """{id, error} for each task that could not be retried."""
 
 
 def edited(task: Task, edit: tasks.HandEdit | None) -> list[Event]:
@@ -145,13 +154,33 @@ class Zoo:
         agent = to or task.agent or self.roster.lead
         if agent not in self.roster.agents:
             hint = did_you_mean(agent, list(self.roster.agents))
-            raise UsageError(f"no agent '{agent}' in zoo.yaml{hint}")
+            raise NotFound(f"no agent '{agent}' in zoo.yaml{hint}")
         with leases.hold(self.home, task.id, agent, tasks.utc_now()):
             reason = task.meta.get("escalation")
             task.meta["handoffs"] = 0
             self.assign(task, agent, event="task.retried",
                         extra={"by": "person", "escalation": reason})  # fmt: skip
         return task
+
+    def retry_many(self, task_ids: Sequence[str] | None, to: str | None = None) -> Retried:
+        """`retry` each task of `task_ids`, or every escalated task when None.
+
+        `to` is checked first, so a wrong name changes nothing; a task that cannot be
+        retried is one line of `failed`, and the others go on.
+        """
+        if to is not None and to not in self.roster.agents:
+            raise NotFound(f"no agent '{to}' in zoo.yaml{did_you_mean(to, self.roster.agents)}")
+        if task_ids is None:
+            folder = self.home.workspace(ESCALATIONS)
+            task_ids = [m.group(1) for p in tasks.task_files(folder)
+                        if (m := tasks.TASK_NAME.match(p.name))]  # fmt: skip
+        retried = Retried()
+        for task_id in dict.fromkeys(task_ids):
+            try:
+                retried.tasks.append(self.retry(task_id, to))
+            except UserError as e:
+                retried.failed.append({"id": task_id, "error": str(e)})
+        return retried
 
     def finish(self, task: Task, *, before: Sequence[Event] = ()) -> None:
         task.meta.update(status="done", workspace=DONE)
