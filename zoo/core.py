@@ -93,8 +93,9 @@ class Zoo:
         if spent + usd > budget.daily_usd:
             raise BudgetExceeded(
                 f"daily budget: ${spent:.2f} spent today (UTC) and the next call could cost "
-                f"${usd:.4f}, over budget.daily_usd (${budget.daily_usd:.2f})"
-            )
+                f"${usd:.4f}, over budget.daily_usd (${budget.daily_usd:.2f})",
+                daily=True, never_fits=usd > budget.daily_usd,
+            )  # fmt: skip
 
     def daily_budget_spent(self) -> bool:
         daily = self.roster.budget.daily_usd

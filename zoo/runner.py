@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import leases, tasks
 from zoo.core import Event, Zoo, edited
-from zoo.errors import NotFound, TaskFileError
+from zoo.errors import ModelUnavailable, NotFound, RunStopped, TaskFileError
 from zoo.fs import atomic_move, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.router import route_task
@@ -48,6 +48,8 @@ class RunReport:
     """Tasks now waiting for a person's approval."""
     budget_spent: bool = False
     """Today's budget is spent: no more steps start in this run."""
+    stopped: str | None = None
+    """Why no more steps start: something every task needs is missing (`RunStopped`)."""
     failed: list[str] = field(default_factory=list)
     """One line per failure: model errors, broken task files, max_turns."""
     lines: list[str] = field(default_factory=list)
@@ -60,6 +62,23 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def halted(self) -> bool:
+        """No more steps start in this run."""
+        return self.budget_spent or self.stopped is not None
+
+    def halt(self, why: RunStopped) -> None:
+        """Start no more steps, once, saying why: a failure (exit 1), or a pause."""
+        with self._lock:
+            if self.halted:
+                return
+            if why.failure:
+                self.stopped = str(why)
+            else:
+                self.budget_spent = True
+        line = f"{why}: queued tasks wait" + (" (fix it, then run again)" if why.failure else "")
+        self.add(None, line, line if why.failure else None)
 
     def add(self, counter: str | None, line: str | None = None, failure: str | None = None) -> None:
         """Count one thing that happened (from any worker thread)."""
@@ -86,10 +105,10 @@ def run_once(
     shift = Shift.begin(zoo, report)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
-            while not report.budget_spent:
+            while not report.halted:
                 fire_schedules(zoo, report)
                 due = collect_due(zoo, report, seen_broken)
-                if not due:
+                if not due or not preflight(zoo, due, report):
                     break
                 running = {pool.submit(shift.step, task) for task in due}
                 while running:
@@ -213,13 +232,15 @@ class Live:
         try:
             paths: set[Path] | None = None
             rescan_at = 0.0
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and self.report.stopped is None:
                 self._fire_schedules()
                 if paths is None or time.monotonic() >= rescan_at:
                     due = collect_due(self.zoo, self.report, self._broken)
                     rescan_at = time.monotonic() + self.RESCAN_S
                 else:
                     due = self._due_among(paths)
+                if due and not preflight(self.zoo, due, self.report):
+                    break
                 for task in due:
                     self._start(pool, task)
                 paths = self.watcher.wait(self._sleep_s(rescan_at))
@@ -359,6 +380,22 @@ def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) 
     return list(due.values())
 
 
+def preflight(zoo: Zoo, due: list[Task], report: RunReport) -> bool:
+    """Before steps start: can every tier these tasks need be called (a key, a server that
+    answers and serves the model)? If not, halt the run with the reason and say False:
+    every task stays queued, none is escalated for what is not its fault."""
+    tiers = sorted({zoo.roster.tier_name(t.agent) for t in due if t.agent in zoo.roster.agents})
+    for tier in tiers:
+        try:
+            zoo.models.ready(tier)
+        except ModelUnavailable as e:
+            zoo.journal.write("run.stopped", tier=tier, reason=str(e),
+                              tasks=[t.id for t in due])  # fmt: skip
+            report.halt(RunStopped(str(e)))
+            return False
+    return True
+
+
 def _everywhere(home: Home) -> list[Path]:
     return [*tasks.active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]
 
@@ -452,7 +489,13 @@ def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
     """Route a brief; the task if it is now queued for an agent."""
     if "id" not in task.meta:
         task = _adopt(zoo, task)
-    route = route_task(zoo, task)
+    try:
+        route = route_task(zoo, task)
+    except RunStopped as stopped:  # the brief waits in the inbox
+        zoo.journal.write_many([*stopped.events, ("run.stopped", {"task": task.id,
+                                "agent": zoo.roster.lead, "reason": str(stopped)})])  # fmt: skip
+        report.halt(stopped)
+        return None
     where = route.agent or "escalations"
     report.add("routed", f"{task.id} routed to {where} ({route.by}: {route.reason})")
     if route.agent is None:
@@ -519,13 +562,13 @@ def step(
     """
     agent = task.agent
     assert agent is not None
+    if report.halted:
+        return None
     if zoo.daily_budget_spent():  # the task stays queued for tomorrow (or a higher budget)
-        if not report.budget_spent:
-            spent = f"${zoo.ledger.today_usd():.2f} of ${zoo.roster.budget.daily_usd:.2f}"
-            report.add(None, f"daily budget spent ({spent}): queued tasks wait")
-            zoo.journal.write("budget.spent", usd=round(zoo.ledger.today_usd(), 4),
-                              daily_usd=zoo.roster.budget.daily_usd)  # fmt: skip
-        report.budget_spent = True
+        spent = f"${zoo.ledger.today_usd():.2f} of ${zoo.roster.budget.daily_usd:.2f}"
+        zoo.journal.write("budget.spent", usd=round(zoo.ledger.today_usd(), 4),
+                          daily_usd=zoo.roster.budget.daily_usd)  # fmt: skip
+        report.halt(RunStopped(f"daily budget spent ({spent})", failure=False))
         return None
     started = utc_now()
     number = task.steps + 1
@@ -533,7 +576,13 @@ def step(
         log = logs.open(task.id, number, agent)
         saved = False
         try:
-            outcome, texts, events, error = turn(zoo, task, agent, log)
+            try:
+                outcome, texts, events, error = turn(zoo, task, agent, log)
+            except RunStopped as stopped:  # the task stays queued; its log resumes the step
+                paused = {"task": task.id, "agent": agent, "step": number, "reason": str(stopped)}
+                zoo.journal.write_many([*stopped.events, ("step.paused", paused)])
+                report.halt(stopped)
+                return None
             if log.resumed:
                 report.add(None, f"{task.id} {agent} resumed step {number} after an interruption")
             report.add("steps")
