@@ -239,3 +239,31 @@ def zoo_json(home: Home, *args: str) -> str:
         check=True,
         timeout=TIMEOUT,
     ).stdout
+
+
+def test_a_running_runner_takes_up_an_edited_roster_between_steps(home: Home) -> None:
+    original = home.roster_path.read_text(encoding="utf-8")
+    with running(home) as runner:
+        broken = original.replace("lead: roo", "lead: rooo")
+        home.roster_path.write_text(broken, encoding="utf-8")
+        line = runner.wait_for("zoo.yaml changed but is invalid")
+        assert "lead: unknown agent 'rooo' (did you mean 'roo'?)" in line
+        added = original + "  jay:\n    role: Designer\n    tools: [remember]\n"
+        home.playbook("jay").write_text("# Jay · Designer\n", encoding="utf-8")
+        tmp = home.root / "zoo.yaml.new"
+        tmp.write_text(added, encoding="utf-8")
+        tmp.replace(home.roster_path)  # as editors save: a new file renamed into place
+        runner.wait_for("zoo.yaml reloaded: 5 agents, 0 schedules")
+        task, _ = dispatch(open_zoo(home), "Draw the logo", to="jay")
+        runner.wait_for(f"{task.id} jay finished: done")
+        assert runner.stop() == 130
+    kinds = [e["event"] for e in read_events(home.journal_path)]
+    assert kinds.count("roster.invalid") == 1 and kinds.count("roster.reloaded") == 1
+    assert "task.escalated" not in kinds
+
+
+def test_sighup_makes_the_runner_read_zoo_yaml_again(home: Home) -> None:
+    with running(home, "--poll") as runner:  # polling: no watch of zoo.yaml to rely on
+        runner.proc.send_signal(signal.SIGHUP)
+        runner.wait_for("zoo.yaml reloaded: 4 agents, 0 schedules")
+        assert runner.stop(signal.SIGTERM) == 0

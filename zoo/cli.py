@@ -277,7 +277,7 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
     from zoo.runner import Live
     from zoo.watcher import Watcher
 
-    watcher = Watcher(zoo.home.workspaces, polling=poll)
+    watcher = Watcher(zoo.home.workspaces, polling=poll, roster=zoo.home.roster_path)
     live = Live(zoo, watcher, on_line=render.line)
     mode = watcher.start()
     tty = sys.stdout.isatty()
@@ -292,6 +292,7 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: live.reload())
     render.line(f"zoo runner on {zoo.home.root}: watching workspaces/ ({mode}); Ctrl-C stops")
     try:
         with liveview.View(live, zoo.roster) if tty else contextlib.nullcontext():

@@ -8,7 +8,7 @@ events of the same step, written with the move's own event in one durable append
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zoo import leases, tasks
@@ -67,6 +67,13 @@ class Zoo:
         roster = load_roster(home)
         models = Models(roster, env, model)
         return cls(home, roster, Journal(home), Memory(home), models, Ledger(home))
+
+    def reopened(self) -> Zoo:
+        """This home with zoo.yaml read again (raises `ConfigError` if it is invalid now):
+        new models for the new tiers; the journal, memory and spend stay the same."""
+        roster = load_roster(self.home)
+        models = Models(roster, self.models.env, self.models.override)
+        return replace(self, roster=roster, models=models)
 
     def spent(self, agent: str, tier: str, usage: Usage) -> float:
         """Account one reply's usage to `agent`; returns its cost in USD."""

@@ -8,6 +8,7 @@ threads; one task is only ever in one thread.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import leases, tasks
 from zoo.core import Event, Zoo, edited
-from zoo.errors import ModelUnavailable, NotFound, RunStopped, TaskFileError
+from zoo.errors import ConfigError, ModelUnavailable, NotFound, RunStopped, TaskFileError
 from zoo.fs import atomic_move, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.router import route_task
@@ -212,13 +213,45 @@ class Live:
         """Changed files another process was busy with: looked at again shortly."""
         self._fire_at = datetime.now(UTC) if zoo.roster.schedules else None
         """When the next schedule is due (None: no schedules)."""
-        roster = zoo.roster  # the folders a person may drop files into, before the watch
-        for folder in sorted({INBOX, *(roster.workspace_of(agent) for agent in roster.agents)}):
-            zoo.home.workspace(folder).mkdir(parents=True, exist_ok=True)
+        self._roster_seen = _signature(zoo.home.roster_path)
+        """zoo.yaml as the roster in use was read from it (inode, size, mtime)."""
+        self._reload_asked = threading.Event()
+        _make_folders(zoo)  # the folders a person may drop files into, before the watch
 
     def stop(self) -> None:
         self.stopping.set()
         self.watcher.poke()
+
+    def reload(self) -> None:
+        """Read zoo.yaml again before the next step (SIGHUP), changed or not."""
+        self._reload_asked.set()
+        self.watcher.poke()
+
+    def _reload_roster(self) -> bool:
+        """Between steps: switch to zoo.yaml as it is now if it changed and is valid (an
+        invalid edit is reported once and the roster in use kept). True if switched."""
+        seen = _signature(self.zoo.home.roster_path)
+        if seen == self._roster_seen and not self._reload_asked.is_set():
+            return False
+        self._reload_asked.clear()
+        self._roster_seen = seen
+        try:
+            zoo = self.zoo.reopened()
+        except ConfigError as e:
+            self.zoo.journal.write("roster.invalid", error=str(e))
+            self.report.add(None, f"zoo.yaml changed but is invalid, so the runner keeps the "
+                                  f"roster it has: {e}")  # fmt: skip
+            return False
+        assert self.shift is not None
+        self.zoo = self.shift.zoo = zoo  # steps under way finish with the roster they began
+        _make_folders(zoo)
+        self._fire_at = datetime.now(UTC) if zoo.roster.schedules else None
+        agents, schedules = len(zoo.roster.agents), len(zoo.roster.schedules)
+        zoo.journal.write("roster.reloaded", agents=list(zoo.roster.agents),
+                          schedules=list(zoo.roster.schedules))  # fmt: skip
+        self.report.add(None, f"zoo.yaml reloaded: {agents} agent{'s' * (agents != 1)}, "
+                              f"{schedules} schedule{'s' * (schedules != 1)}")  # fmt: skip
+        return True
 
     def working(self) -> dict[str, dict[str, str]]:
         """What each worker is doing now: {task: {agent, since}}."""
@@ -233,6 +266,8 @@ class Live:
             paths: set[Path] | None = None
             rescan_at = 0.0
             while not self.stopping.is_set() and self.report.stopped is None:
+                if self._reload_roster():
+                    paths = None  # tasks for new agents, and their folders: look everywhere
                 self._fire_schedules()
                 if paths is None or time.monotonic() >= rescan_at:
                     due = collect_due(self.zoo, self.report, self._broken)
@@ -306,6 +341,20 @@ class Live:
             with self._guard:
                 self._inflight.discard(task_id)
             self.zoo.ledger.flush()  # the task rests: its spend shows in `zoo status` now
+
+
+def _make_folders(zoo: Zoo) -> None:
+    roster = zoo.roster
+    for folder in sorted({INBOX, *(roster.workspace_of(agent) for agent in roster.agents)}):
+        zoo.home.workspace(folder).mkdir(parents=True, exist_ok=True)
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def fire_schedules(zoo: Zoo, report: RunReport) -> None:
