@@ -10,9 +10,10 @@ write the call into the reply's text instead, in one of a few shapes:
 `parse` finds such calls. A call is a JSON object that names a tool and gives its
 arguments as an object (`name`/`arguments`, also the `parameters`, `args` and `input`
 spellings, and OpenAI's nested `{"function": {...}}`; `{"name": ...}` alone only for a tool
-that was offered); only those count, so prose that merely mentions a tool is never a call. A call to a tool the agent was not offered is
-still returned: the tool layer refuses it and the journal records the attempt. The
-model's words around the calls are kept as its text.
+that was offered); only those count, so prose that merely mentions a tool is never a
+call. A call to a tool the agent was not offered is still returned: the tool layer
+refuses it and the journal records the attempt. The model's words around the calls are
+kept as its text.
 """
 
 from __future__ import annotations
