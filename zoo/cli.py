@@ -561,6 +561,28 @@ def memory(
         render.line(f"  {e.text}")
 
 
+@app.command()
+def doctor(
+    call: Annotated[
+        bool, typer.Option("--call", help="Also make a one-line call per tier (it costs).")
+    ] = False,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Check what the zoo needs: keys, model servers, playbooks, git, watches, disk."""
+    from zoo import doctor as checks
+    from zoo import render
+
+    report = checks.diagnose(_home(home), call=call)
+    if json_out:
+        render.as_json(report.document())
+    else:
+        for check in report.checks:
+            render.line(f"{check.verdict:<4} {check.name}: {check.detail}")
+    if not report.ok:
+        raise typer.Exit(ExitStatus.ERROR)
+
+
 def main() -> None:
     """Entry point: run the app, turn expected errors into one line and an exit code."""
     _state.debug = os.environ.get("ZOO_DEBUG", "") not in ("", "0")
