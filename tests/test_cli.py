@@ -270,13 +270,42 @@ def test_retry_sends_an_escalated_task_back_to_its_agent_or_another(
     )
     zoo.escalate(tasks.find(home, "T-0001"), "needs a person", by="beaver")
     wrong = zoo_cli("retry", "T-0001", "--to", "owll", "--home", str(home.root))
-    assert (wrong.code, wrong.err) == (
-        2,
+    assert (wrong.code, wrong.err) == (  # as `dispatch --to owll` says it
+        1,
         "zoo: no agent 'owll' in zoo.yaml (did you mean 'owl'?)\n",
     )
     moved = json.loads(zoo_cli("retry", "T-0001", "--to", "owl", "--json",
                                "--home", str(home.root)).out)  # fmt: skip
     assert moved == {"id": "T-0001", "agent": "owl", "workspace": "qa",
-                     "path": "workspaces/qa/T-0001-fix-the-login-bug.md"}  # fmt: skip
+                     "path": str(home.workspace("qa") / "T-0001-fix-the-login-bug.md")}  # fmt: skip
     missing = zoo_cli("retry", "T-0099", "--home", str(home.root))
     assert missing.code == 1 and missing.err.startswith("zoo: no task T-0099")
+
+
+def test_retry_takes_several_ids_or_all(home: Home, zoo_cli: ZooCli) -> None:
+    from zoo.core import Zoo
+
+    zoo = Zoo.open(home)
+    for brief in ("Fix the login bug", "Fix the logout bug", "Write a blog post"):
+        zoo_cli("dispatch", brief, "--home", str(home.root))
+    for task_id in ("T-0001", "T-0002", "T-0003"):
+        zoo.escalate(tasks.find(home, task_id), "needs a person", by="runner")
+    two = zoo_cli("retry", "T-0001", "T-0099", "T-0002", "--home", str(home.root))
+    assert two.code == 1
+    assert two.out.splitlines() == [
+        "T-0001 is queued for beaver again (workspaces/dev/T-0001-fix-the-login-bug.md); "
+        "zoo run picks it up",
+        "T-0002 is queued for beaver again (workspaces/dev/T-0002-fix-the-logout-bug.md); "
+        "zoo run picks it up",
+    ]
+    assert two.err == "zoo: no task T-0099 in workspaces/\n"
+    zoo.escalate(tasks.find(home, "T-0001"), "again", by="runner")
+    every = json.loads(zoo_cli("retry", "--all", "--to", "owl", "--json",
+                               "--home", str(home.root)).out)  # fmt: skip
+    assert [d["id"] for d in every["retried"]] == ["T-0001", "T-0003"]
+    assert {d["agent"] for d in every["retried"]} == {"owl"} and every["failed"] == []
+    none = zoo_cli("retry", "--all", "--home", str(home.root))
+    assert (none.code, none.out) == (0, "no escalated tasks\n")
+    both = zoo_cli("retry", "T-0001", "--all", "--home", str(home.root))
+    assert (both.code, both.err) == (
+        2, "zoo: name the escalated tasks (ID...) or give --all (one of the two)\n")  # fmt: skip

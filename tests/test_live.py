@@ -147,7 +147,7 @@ def test_a_schedule_fires_in_the_running_runner(home: Home) -> None:
     assert len(fired) == 1 and fired[0]["missed"] > 1000 - 1
 
 
-def test_a_second_runner_exits_0_and_a_dead_ones_lock_and_leases_are_reclaimed(
+def test_a_second_runner_once_exits_0_live_exits_1_and_a_dead_ones_lock_is_reclaimed(
     home: Home,
 ) -> None:
     with running(home) as first:
@@ -155,8 +155,18 @@ def test_a_second_runner_exits_0_and_a_dead_ones_lock_and_leases_are_reclaimed(
         second = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "run",
                                  "--once"], capture_output=True, text=True)  # fmt: skip
         assert second.returncode == 0
+        up = json.loads(zoo_json(home, "status"))["runner"]
+        assert up["pid"] == pid and up["mode"] == "live"
         assert second.stderr == (
-            f"zoo: another runner (pid {pid}) holds {home.root}; nothing to do\n"
+            f"zoo: another runner (pid {pid}, since {up['since']}) holds {home.root}; "
+            "nothing to do\n"
+        )
+        live = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "run"],
+                              capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+        assert (live.returncode, live.stdout) == (1, "")
+        assert live.stderr == (
+            f"zoo: another runner (pid {pid}, since {up['since']}) holds {home.root}: "
+            "stop it first (zoo status shows it)\n"
         )
         assert set(leases.live(home).keys()) == set()  # idle: no task leased
         os.kill(pid, signal.SIGKILL)
@@ -169,6 +179,7 @@ def test_a_second_runner_exits_0_and_a_dead_ones_lock_and_leases_are_reclaimed(
     assert third.returncode == 0, third.stderr
     assert f"{task.id} lark finished: done" in third.stdout
     assert not lease.exists()
+    assert json.loads(zoo_json(home, "status"))["runner"] is None  # its pid file names the dead
     reclaimed = [e for e in read_events(home.journal_path) if e["event"] == "runner.reclaimed"]
     assert [(e["pid"], e["tasks"]) for e in reclaimed] == [(pid, [])]
 
@@ -218,3 +229,41 @@ def _spend_shown(home: Home) -> dict[str, Any]:
             return spend
         time.sleep(0.05)
     raise AssertionError("zoo status never showed the running runner's spend")
+
+
+def zoo_json(home: Home, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", "--home", str(home.root), *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    ).stdout
+
+
+def test_a_running_runner_takes_up_an_edited_roster_between_steps(home: Home) -> None:
+    original = home.roster_path.read_text(encoding="utf-8")
+    with running(home) as runner:
+        broken = original.replace("lead: roo", "lead: rooo")
+        home.roster_path.write_text(broken, encoding="utf-8")
+        line = runner.wait_for("zoo.yaml changed but is invalid")
+        assert "lead: unknown agent 'rooo' (did you mean 'roo'?)" in line
+        added = original + "  jay:\n    role: Designer\n    tools: [remember]\n"
+        home.playbook("jay").write_text("# Jay · Designer\n", encoding="utf-8")
+        tmp = home.root / "zoo.yaml.new"
+        tmp.write_text(added, encoding="utf-8")
+        tmp.replace(home.roster_path)  # as editors save: a new file renamed into place
+        runner.wait_for("zoo.yaml reloaded: 5 agents, 0 schedules")
+        task, _ = dispatch(open_zoo(home), "Draw the logo", to="jay")
+        runner.wait_for(f"{task.id} jay finished: done")
+        assert runner.stop() == 130
+    kinds = [e["event"] for e in read_events(home.journal_path)]
+    assert kinds.count("roster.invalid") == 1 and kinds.count("roster.reloaded") == 1
+    assert "task.escalated" not in kinds
+
+
+def test_sighup_makes_the_runner_read_zoo_yaml_again(home: Home) -> None:
+    with running(home, "--poll") as runner:  # polling: no watch of zoo.yaml to rely on
+        runner.proc.send_signal(signal.SIGHUP)
+        runner.wait_for("zoo.yaml reloaded: 4 agents, 0 schedules")
+        assert runner.stop(signal.SIGTERM) == 0

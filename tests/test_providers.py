@@ -209,14 +209,23 @@ def test_the_limiter_holds_8_concurrent_tasks_to_the_providers_concurrency(
     assert all(r.status == 200 for r in calls)
 
 
-def test_a_call_over_the_daily_budget_is_not_made(tmp_path: Path, llm: LLMockServer) -> None:
+def test_a_call_over_the_daily_budget_is_not_made_and_the_tasks_stay_queued(
+    tmp_path: Path, llm: LLMockServer
+) -> None:
     home = wired(tmp_path, llm, extra="budget: {daily_usd: 0.001}\n")
-    name = brief(home)
+    names = [brief(home, f"Write note {i}") for i in range(3)]
     report = run(home)
-    assert report.escalated == 1 and posts(llm) == []
-    reason = tasks.read(home.workspace("escalations") / name).meta["escalation"]
-    assert reason.startswith("daily budget: $0.00 spent today (UTC) and the next call could cost $")
-    assert reason.endswith("over budget.daily_usd ($0.00)")
+    assert posts(llm) == [] and (report.steps, report.escalated) == (0, 0)
+    [line] = report.failed
+    assert line.startswith("daily budget: $0.00 spent today (UTC) and the next call could cost $")
+    assert line.endswith(
+        "over budget.daily_usd ($0.00): queued tasks wait (fix it, then run again)"
+    )
+    for name in names:  # a budget smaller than one call is not the tasks' fault
+        assert tasks.read(home.workspace("dev") / name).status == "queued"
+    paused = events(home, "step.paused")  # the steps that had begun, before the first stopped
+    assert 1 <= len(paused) <= 3
+    assert {(p["step"], p["reason"]) for p in paused} == {(1, line.split(": queued tasks")[0])}
 
 
 def test_a_task_over_its_token_budget_stops(tmp_path: Path, llm: LLMockServer) -> None:
@@ -233,13 +242,17 @@ def test_a_task_over_its_token_budget_stops(tmp_path: Path, llm: LLMockServer) -
 
 def test_a_missing_key_is_one_line_naming_the_variable(tmp_path: Path, llm: LLMockServer) -> None:
     home = wired(tmp_path, llm)
-    name = brief(home, env={})
+    names = [brief(home, f"Write note {i}", env={}) for i in range(3)]
     report = run(home, env={})
     assert report.failed == [
-        "T-0001 beaver: no API key for tier 'claude': set the environment variable "
-        "ANTHROPIC_API_KEY (keys are read from the environment only)"
+        "no API key for tier 'claude': set the environment variable ANTHROPIC_API_KEY (keys are "
+        "read from the environment only): queued tasks wait (fix it, then run again)"
     ]
-    assert tasks.read(home.workspace("escalations") / name).meta["status"] == "escalated"
+    assert report.steps == 0 and posts(llm) == []
+    for name in names:  # checked before any step starts: nothing is escalated
+        assert tasks.read(home.workspace("dev") / name).status == "queued"
+    [stopped] = events(home, "run.stopped")
+    assert stopped["tier"] == "claude" and stopped["tasks"] == ["T-0001", "T-0002", "T-0003"]
 
 
 def test_a_local_server_that_is_down_or_lacks_the_model_is_found_first(
@@ -252,13 +265,63 @@ def test_a_local_server_that_is_down_or_lacks_the_model_is_found_first(
     brief(home)
     report = run(home)
     assert report.failed == [
-        f"T-0001 beaver: {llm.base_url('openai')} does not serve model 'llama3.2' (it serves: "
+        f"{llm.base_url('openai')} does not serve model 'llama3.2' (it serves: "
         "gpt-3.5-turbo, gpt-4-turbo, gpt-4o, gpt-4o-mini, gpt-image-1, text-embedding-3-large, "
-        "text-embedding-3-small)"
+        "text-embedding-3-small): queued tasks wait (fix it, then run again)"
     ]
     assert posts(llm) == []
     home.roster_path.write_text(text.replace(llm.base_url("openai"), "http://127.0.0.1:9/v1"),
                                 encoding="utf-8")  # fmt: skip
     brief(home)
     report = run(home)
-    assert report.failed[0].startswith("T-0002 beaver: cannot use http://127.0.0.1:9/v1: openai:")
+    assert report.failed[0].startswith("cannot use http://127.0.0.1:9/v1: openai:")
+    assert report.steps == 0 and len(list(home.workspace("dev").glob("T-*.md"))) == 2
+
+
+def test_a_brief_the_router_cannot_route_for_want_of_a_key_waits_in_the_inbox(
+    tmp_path: Path, llm: LLMockServer
+) -> None:
+    from zoo.errors import RunStopped
+
+    home = wired(tmp_path, llm)  # no routes words: the lead's model must route
+    with pytest.raises(RunStopped) as stopped:
+        dispatch(Zoo.open(home, env={}), "Something for the team")
+    assert str(stopped.value) == (
+        "no API key for tier 'claude': set the environment variable ANTHROPIC_API_KEY (keys are "
+        "read from the environment only); T-0001 waits in the inbox, unrouted, until then "
+        "(zoo run routes it)"
+    )
+    [waiting] = home.workspace("inbox").glob("T-0001-*.md")
+    assert tasks.read(waiting).status == "queued" and not home.workspace("escalations").exists()
+    report = run(home, env={})
+    assert report.failed and report.routed == 0 and waiting.exists()
+    llm.state.scenarios.add(
+        Reply(
+            tool_calls=(
+                ToolCall("route", {"agent": "beaver", "reason": "dev work", "confidence": 0.9}),
+            )
+        ),  # fmt: skip
+        Reply(text="Done."),
+    )
+    assert run(home).done == 1  # with the key set, the same brief is routed and worked
+
+
+def test_a_step_paused_by_the_budget_resumes_where_it_stopped(
+    tmp_path: Path, llm: LLMockServer
+) -> None:
+    home = wired(tmp_path, llm, extra="budget: {daily_usd: 1}\n")
+    name = brief(home)
+    text = home.roster_path.read_text(encoding="utf-8")
+    llm.state.scenarios.add(
+        Reply(tool_calls=(ToolCall("remember", {"note": "x" * 8000}),), times=1),
+        Reply(text="Done."),
+    )
+    roster_small = text.replace("daily_usd: 1}", "daily_usd: 0.006}")  # one call, not two
+    home.roster_path.write_text(roster_small, encoding="utf-8")
+    first = run(home)
+    assert first.steps == 0 and first.escalated == 0 and len(posts(llm)) == 1
+    assert tasks.read(home.workspace("dev") / name).status == "queued"
+    home.roster_path.write_text(text, encoding="utf-8")  # a person raises the budget
+    second = run(home)
+    assert second.done == 1 and len(posts(llm)) == 2  # the first reply is not asked again
+    assert len(events(home, "tool.call")) == 1  # nor is its note written twice

@@ -222,3 +222,14 @@ def test_many_tasks_in_parallel_all_finish(home: Home) -> None:
     assert (report.steps, report.done, report.failed) == (90, 30, [])
     assert len(parse(home.memory_path.read_text(encoding="utf-8"))) == 90
     assert verify(home.journal_path)[1] is None
+
+
+def test_a_brief_dropped_in_the_inbox_is_worked_once(home: Home) -> None:
+    """The inbox is read before the folder the brief is routed into: that folder's listing
+    must not hand the same task to a second worker."""
+    (home.workspace("inbox")).mkdir(parents=True, exist_ok=True)
+    (home.workspace("inbox") / "post.md").write_text("# Write a blog post\n", encoding="utf-8")
+    report = run(home)
+    assert (report.routed, report.steps, report.done) == (1, 1, 1)
+    kinds = [e["event"] for e in read_events(home.journal_path)]
+    assert kinds.count("step.started") == 1 and kinds.count("task.done") == 1

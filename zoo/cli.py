@@ -15,7 +15,7 @@ import click
 import typer
 
 from zoo import __version__
-from zoo.errors import ExitStatus, UsageError, ZooError
+from zoo.errors import ExitStatus, UsageError, UserError, ZooError
 from zoo.home import Home, find_home
 from zoo.secrets import redact, scan_environment
 
@@ -215,13 +215,16 @@ def run(
     zoo_home = _home(home)
     require_ok(zoo_home)  # no run on a home `zoo check` rejects: its first error, exit 1
     try:
-        with runner_lock(zoo_home):
+        with runner_lock(zoo_home, "once" if once else "live"):
             zoo = Zoo.open(zoo_home)
             if not once:
                 _announce_models(zoo)
                 raise typer.Exit(_run_live(zoo, poll))
             report = run_once(zoo, on_line=None if json_out else render.line)
     except RunnerBusy as e:
+        if not once:  # a person started it: they must know it is not running
+            raise UserError(f"another runner ({e}) holds {zoo_home.root}: stop it first "
+                            "(zoo status shows it)") from None  # fmt: skip
         render.error(f"another runner ({e}) holds {zoo_home.root}; nothing to do")
         return
     if json_out:
@@ -288,7 +291,7 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
     from zoo.runner import Live
     from zoo.watcher import Watcher
 
-    watcher = Watcher(zoo.home.workspaces, polling=poll)
+    watcher = Watcher(zoo.home.workspaces, polling=poll, roster=zoo.home.roster_path)
     live = Live(zoo, watcher, on_line=render.line)
     mode = watcher.start()
     tty = sys.stdout.isatty()
@@ -303,6 +306,7 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: live.reload())
     render.line(f"zoo runner on {zoo.home.root}: watching workspaces/ ({mode}); Ctrl-C stops")
     try:
         with liveview.View(live, zoo.roster) if tty else contextlib.nullcontext():
@@ -312,6 +316,8 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
     for failure in report.failed:
         render.error(failure)
     render.line(f"zoo runner stopped: {_summary(report)}")
+    if report.stopped is not None or report.uncommitted is not None:
+        return ExitStatus.ERROR  # it stopped for a fault a person must fix
     return ExitStatus.INTERRUPTED if got == [signal.SIGINT] else ExitStatus.OK
 
 
@@ -453,25 +459,39 @@ def _decided(decision: approvals.Decision, json_out: bool) -> None:
 
 @app.command()
 def retry(
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The escalated task (T-0042).")],
+    task_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[ID]...", help="Escalated tasks (T-0042).")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every escalated task.")] = False,
     to: Annotated[
-        str | None, typer.Option("--to", help="Send it to this agent instead of its own.")
+        str | None, typer.Option("--to", help="Send them to this agent instead of their own.")
     ] = None,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Send an escalated task back to work: to its agent, or to --to AGENT."""
+    """Send escalated tasks back to work: each to its agent, or to --to AGENT."""
     from zoo import render
     from zoo.core import Zoo
 
+    if bool(task_ids) == every:
+        raise UsageError("name the escalated tasks (ID...) or give --all (one of the two)")
     zoo = Zoo.open(_home(home))
-    task = zoo.retry(task_id, to)
-    where = zoo.home.relative(task.path)
+    retried = zoo.retry_many(task_ids or None, to)
+    docs = [{"id": t.id, "agent": t.agent, "workspace": t.folder, "path": str(t.path)}
+            for t in retried.tasks]  # fmt: skip
     if json_out:
-        render.as_json({"id": task.id, "agent": task.agent, "workspace": task.folder,
-                        "path": where})  # fmt: skip
-        return
-    render.line(f"{task.id} is queued for {task.agent} again ({where}); zoo run picks it up")
+        one = not every and len(task_ids or ()) == 1 and not retried.failed
+        render.as_json(docs[0] if one else {"retried": docs, "failed": retried.failed})
+    else:
+        for task in retried.tasks:
+            render.line(f"{task.id} is queued for {task.agent} again "
+                        f"({zoo.home.relative(task.path)}); zoo run picks it up")  # fmt: skip
+        if every and not retried.tasks and not retried.failed:
+            render.line("no escalated tasks")
+    for failure in retried.failed:
+        render.error(failure["error"])
+    if retried.failed:
+        raise typer.Exit(ExitStatus.ERROR)
 
 
 @app.command()
@@ -555,6 +575,28 @@ def memory(
     for e in entries:
         render.line(f"{e.time} · {e.agent} · {e.task}")
         render.line(f"  {e.text}")
+
+
+@app.command()
+def doctor(
+    call: Annotated[
+        bool, typer.Option("--call", help="Also make a one-line call per tier (it costs).")
+    ] = False,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Check what the zoo needs: keys, model servers, playbooks, git, watches, disk."""
+    from zoo import doctor as checks
+    from zoo import render
+
+    report = checks.diagnose(_home(home), call=call)
+    if json_out:
+        render.as_json(report.document())
+    else:
+        for check in report.checks:
+            render.line(f"{check.verdict:<4} {check.name}: {check.detail}")
+    if not report.ok:
+        raise typer.Exit(ExitStatus.ERROR)
 
 
 def main() -> None:

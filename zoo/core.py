@@ -8,11 +8,11 @@ events of the same step, written with the move's own event in one durable append
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zoo import leases, tasks
-from zoo.errors import BudgetExceeded, UsageError, UserError, did_you_mean
+from zoo.errors import BudgetExceeded, NotFound, UserError, did_you_mean
 from zoo.home import DONE, ESCALATIONS, Home
 from zoo.journal import Journal
 from zoo.memory import Memory
@@ -35,6 +35,22 @@ def attempt_events(attempts: Sequence[Attempt], task: str | None, agent: str) ->
 
 
 @dataclass
+class Retried:
+    """What `zoo retry` did: the tasks queued again, and why the others were not."""
+
+    tasks: list[Task] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    """{id, error} for each task that could not be retried."""
+
+
+def edited(task: Task, edit: tasks.HandEdit | None) -> list[Event]:
+    """The `task.edit_kept` event of a save that kept a person's edit (none if none)."""
+    if edit is None:
+        return []
+    return [("task.edit_kept", {"task": task.id, **edit.fields()})]
+
+
+@dataclass
 class Zoo:
     home: Home
     roster: Roster
@@ -51,6 +67,15 @@ class Zoo:
         roster = load_roster(home)
         models = Models(roster, env, model)
         return cls(home, roster, Journal(home), Memory(home), models, Ledger(home))
+
+    def reopened(self) -> Zoo:
+        """This home with zoo.yaml read again, if `zoo check` accepts it now (else
+        `CheckFailed`): new models for the new tiers; the journal, memory and spend stay."""
+        from zoo.check import require_ok
+
+        roster = require_ok(self.home)
+        models = Models(roster, self.models.env, self.models.override)
+        return replace(self, roster=roster, models=models)
 
     def spent(self, agent: str, tier: str, usage: Usage) -> float:
         """Account one reply's usage to `agent`; returns its cost in USD."""
@@ -77,8 +102,9 @@ class Zoo:
         if spent + usd > budget.daily_usd:
             raise BudgetExceeded(
                 f"daily budget: ${spent:.2f} spent today (UTC) and the next call could cost "
-                f"${usd:.4f}, over budget.daily_usd (${budget.daily_usd:.2f})"
-            )
+                f"${usd:.4f}, over budget.daily_usd (${budget.daily_usd:.2f})",
+                daily=True, never_fits=usd > budget.daily_usd,
+            )  # fmt: skip
 
     def daily_budget_spent(self) -> bool:
         daily = self.roster.budget.daily_usd
@@ -98,9 +124,9 @@ class Zoo:
         task.meta.update(status="queued", agent=agent, workspace=workspace)
         task.meta.pop("escalation", None)
         task.meta.pop("approval", None)
-        tasks.save(task, self.home.workspace(workspace))
+        edit = tasks.save(task, self.home.workspace(workspace))
         fields = {"task": task.id, "agent": agent, "workspace": workspace, **(extra or {})}
-        self.journal.write_many([*before, (event, fields)])
+        self.journal.write_many([*before, *edited(task, edit), (event, fields)])
 
     def escalate(
         self,
@@ -113,17 +139,17 @@ class Zoo:
     ) -> None:
         """Send `task` to escalations/ with the reason a person must act."""
         task.meta.update(status="escalated", workspace=ESCALATIONS, escalation=reason)
-        tasks.save(task, self.home.workspace(ESCALATIONS))
+        edit = tasks.save(task, self.home.workspace(ESCALATIONS))
         fields = {"task": task.id, "agent": task.agent, "by": by, "reason": reason,
                   "failed": failed or None}  # fmt: skip
-        self.journal.write_many([*before, ("task.escalated", fields)])
+        self.journal.write_many([*before, *edited(task, edit), ("task.escalated", fields)])
 
     def wait(self, task: Task, approval: str, *, before: Sequence[Event] = ()) -> None:
         """Park `task` in its folder until a person decides on `approval`."""
         task.meta.update(status="waiting-approval", approval=approval)
-        tasks.save(task)
+        edit = tasks.save(task)
         fields = {"task": task.id, "agent": task.agent, "approval": approval}
-        self.journal.write_many([*before, ("task.waiting", fields)])
+        self.journal.write_many([*before, *edited(task, edit), ("task.waiting", fields)])
 
     def retry(self, task_id: str, to: str | None = None) -> Task:
         """Send an escalated task back to work: to `to`, else to the agent that had it.
@@ -138,7 +164,7 @@ class Zoo:
         agent = to or task.agent or self.roster.lead
         if agent not in self.roster.agents:
             hint = did_you_mean(agent, list(self.roster.agents))
-            raise UsageError(f"no agent '{agent}' in zoo.yaml{hint}")
+            raise NotFound(f"no agent '{agent}' in zoo.yaml{hint}")
         with leases.hold(self.home, task.id, agent, tasks.utc_now()):
             reason = task.meta.get("escalation")
             task.meta["handoffs"] = 0
@@ -146,7 +172,28 @@ class Zoo:
                         extra={"by": "person", "escalation": reason})  # fmt: skip
         return task
 
+    def retry_many(self, task_ids: Sequence[str] | None, to: str | None = None) -> Retried:
+        """`retry` each task of `task_ids`, or every escalated task when None.
+
+        `to` is checked first, so a wrong name changes nothing; a task that cannot be
+        retried is one line of `failed`, and the others go on.
+        """
+        if to is not None and to not in self.roster.agents:
+            raise NotFound(f"no agent '{to}' in zoo.yaml{did_you_mean(to, self.roster.agents)}")
+        if task_ids is None:
+            folder = self.home.workspace(ESCALATIONS)
+            task_ids = [m.group(1) for p in tasks.task_files(folder)
+                        if (m := tasks.TASK_NAME.match(p.name))]  # fmt: skip
+        retried = Retried()
+        for task_id in dict.fromkeys(task_ids):
+            try:
+                retried.tasks.append(self.retry(task_id, to))
+            except UserError as e:
+                retried.failed.append({"id": task_id, "error": str(e)})
+        return retried
+
     def finish(self, task: Task, *, before: Sequence[Event] = ()) -> None:
         task.meta.update(status="done", workspace=DONE)
-        tasks.save(task, self.home.workspace(DONE))
-        self.journal.write_many([*before, ("task.done", {"task": task.id, "agent": task.agent})])
+        edit = tasks.save(task, self.home.workspace(DONE))
+        done = ("task.done", {"task": task.id, "agent": task.agent})
+        self.journal.write_many([*before, *edited(task, edit), done])

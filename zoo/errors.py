@@ -122,6 +122,34 @@ class ToolRefused(Exception):
 class BudgetExceeded(ZooError):
     """A model call was not made: it could take spend past a limit of `budget:`."""
 
+    def __init__(self, message: str, *, daily: bool = False, never_fits: bool = False) -> None:
+        super().__init__(message)
+        self.daily = daily
+        """The team's daily budget (else one task's `task_tokens`)."""
+        self.never_fits = never_fits
+        """The call alone costs more than the whole daily budget: no day would fit it."""
+
+
+class RunStopped(ZooError):
+    """Something every task needs is missing (a key, a model server, today's budget):
+    the run starts no more steps and its tasks stay queued, for a person to fix it."""
+
+    def __init__(self, message: str, *, failure: bool = True) -> None:
+        super().__init__(message)
+        self.failure = failure
+        """A fault to fix (exit 1); else a pause, as when today's budget is spent."""
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        """The events of the step it cut short, not yet journaled."""
+
+
+def stops_run(error: BaseException) -> RunStopped | None:
+    """The `RunStopped` an error of one call means for the whole run, if it does."""
+    if isinstance(error, ModelUnavailable):
+        return RunStopped(str(error))
+    if isinstance(error, BudgetExceeded) and error.daily:
+        return RunStopped(str(error), failure=error.never_fits)
+    return None
+
 
 class ScriptError(AssertionError):
     """A scripted test model was used other than its script says (a failing test)."""

@@ -39,6 +39,11 @@ def status(doc: dict[str, Any]) -> None:
         for a in doc["agents"]
     ]
     table(rows, right=(4, 5))
+    up = doc.get("runner")
+    if up is not None:
+        line(f"runner: up, pid {up['pid']} since {up['since']} ({up['mode']})")
+    else:
+        line("runner: none up (start one with zoo run, or from cron: zoo cron)")
     for w in doc["working"]:
         beat = f", heartbeat {w['heartbeat_age_s']:.0f}s ago" if w.get("heartbeat_age_s") else ""
         line(f"working: {w['task']} · {w['agent']} since {w['since']} (pid {w['pid']}{beat})")

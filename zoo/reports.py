@@ -59,8 +59,11 @@ def status(home: Home, *, now: datetime | None = None) -> dict[str, Any]:
          "working": busy.get(name, 0)}
         for name, a in roster.agents.items()
     ]  # fmt: skip
+    from zoo.runnerlock import runner_up
+
     return {
         "zoo": {"name": roster.name, "home": str(home.root)},
+        "runner": runner_up(home),
         "agents": agents,
         "tasks": counts,
         "working": _working(working),

@@ -13,7 +13,15 @@ from typing import Any
 
 from zoo import leases, playbooks, tasks
 from zoo.core import Zoo, attempt_events
-from zoo.errors import BudgetExceeded, ModelError, NotFound, UsageError, did_you_mean
+from zoo.errors import (
+    BudgetExceeded,
+    ModelError,
+    NotFound,
+    RunStopped,
+    UsageError,
+    did_you_mean,
+    stops_run,
+)
 from zoo.models.base import Message, Request, ToolSpec
 from zoo.roster import Roster
 from zoo.tasks import Task
@@ -122,11 +130,16 @@ def by_model(zoo: Zoo, text: str, task_id: str | None = None) -> Route:
     try:
         zoo.check_budget(roster.tier_name(roster.lead), request, 0)
         reply = zoo.models.for_agent(roster.lead).complete(request)
-    except ModelError as e:
-        zoo.journal.write_many(attempt_events(e.attempts, task_id, roster.lead))
+    except (ModelError, BudgetExceeded) as e:
+        events = attempt_events(getattr(e, "attempts", ()), task_id, roster.lead)
+        stopped = stops_run(e)
+        if stopped is not None:  # a key, a server or the budget: the brief waits, unrouted
+            stopped.events = events
+            raise stopped from e
+        zoo.journal.write_many(events)
+        if isinstance(e, BudgetExceeded):
+            return Route(None, "model", f"not routed: {e}")
         return Route(None, "model", f"router model failed: {e}")
-    except BudgetExceeded as e:
-        return Route(None, "model", f"not routed: {e}")
     if reply.attempts:
         zoo.journal.write_many(attempt_events(reply.attempts, task_id, roster.lead))
     zoo.spent(roster.lead, reply.tier or roster.tier_name(roster.lead), reply.usage)
@@ -189,7 +202,13 @@ def dispatch(
         brief_title = title or tasks.title_of(text, "Untitled brief")
         task = tasks.create(zoo.home, brief_title, text, source=source, task_id=task_id)
         zoo.journal.write("task.created", task=task.id, source=source, title=task.title)
-        route = route_task(zoo, task, route)
+        try:
+            route = route_task(zoo, task, route)
+        except RunStopped as stopped:
+            why = {"task": task.id, "agent": zoo.roster.lead, "reason": str(stopped)}
+            zoo.journal.write_many([*stopped.events, ("run.stopped", why)])
+            raise RunStopped(f"{stopped}; {task.id} waits in the inbox, unrouted, until then "
+                             "(zoo run routes it)") from None  # fmt: skip
     zoo.ledger.flush()
     return task, route
 

@@ -11,20 +11,21 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import leases, tasks
-from zoo.core import Event, Zoo
-from zoo.errors import NotFound, TaskFileError
-from zoo.fs import atomic_move, atomic_write, sweep_tmp
+from zoo.core import Event, Zoo, edited
+from zoo.errors import ModelUnavailable, NotFound, RunStopped, TaskFileError, UserError
+from zoo.fs import atomic_move, sweep_tmp
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
 from zoo.router import route_task
+from zoo.runnerlock import RunnerBusy as RunnerBusy  # re-exported: callers take both here
+from zoo.runnerlock import runner_lock as runner_lock
 from zoo.steplog import Leftover, StepLogs
 from zoo.tasks import Task, utc_now
 from zoo.tools import Outcome
@@ -48,6 +49,10 @@ class RunReport:
     """Tasks now waiting for a person's approval."""
     budget_spent: bool = False
     """Today's budget is spent: no more steps start in this run."""
+    stopped: str | None = None
+    """Why no more steps start: something every task needs is missing (`RunStopped`)."""
+    uncommitted: str | None = None
+    """Why the run's work could not be committed to git at its end (autocommit)."""
     failed: list[str] = field(default_factory=list)
     """One line per failure: model errors, broken task files, max_turns."""
     lines: list[str] = field(default_factory=list)
@@ -60,6 +65,23 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def halted(self) -> bool:
+        """No more steps start in this run."""
+        return self.budget_spent or self.stopped is not None
+
+    def halt(self, why: RunStopped) -> None:
+        """Start no more steps, once, saying why: a failure (exit 1), or a pause."""
+        with self._lock:
+            if self.halted:
+                return
+            if why.failure:
+                self.stopped = str(why)
+            else:
+                self.budget_spent = True
+        line = f"{why}: queued tasks wait" + (" (fix it, then run again)" if why.failure else "")
+        self.add(None, line, line if why.failure else None)
 
     def add(self, counter: str | None, line: str | None = None, failure: str | None = None) -> None:
         """Count one thing that happened (from any worker thread)."""
@@ -74,36 +96,6 @@ class RunReport:
                 self.failed.append(failure)
 
 
-class RunnerBusy(Exception):
-    """Another runner holds this home."""
-
-
-@contextmanager
-def runner_lock(home: Home) -> Iterator[None]:
-    """Hold the home's runner lock, or raise `RunnerBusy` at once (never wait)."""
-    from filelock import FileLock, Timeout
-
-    state = home.ensure_state()
-    lock = FileLock(state / "runner.lock", timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunnerBusy(_holder(state)) from None
-    try:
-        atomic_write(state / "runner.pid", f"{os.getpid()}\n", durable=False)
-        yield
-    finally:
-        (state / "runner.pid").unlink(missing_ok=True)
-        lock.release()
-
-
-def _holder(state: Any) -> str:
-    try:
-        return f"pid {int((state / 'runner.pid').read_text(encoding='utf-8'))}"
-    except (OSError, ValueError):
-        return "another process"
-
-
 def run_once(
     zoo: Zoo, *, concurrency: int | None = None, on_line: Callable[[str], None] | None = None
 ) -> RunReport:
@@ -116,10 +108,10 @@ def run_once(
     shift = Shift.begin(zoo, report)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-step") as pool:
-            while not report.budget_spent:
+            while not report.halted:
                 fire_schedules(zoo, report)
                 due = collect_due(zoo, report, seen_broken)
-                if not due:
+                if not due or not preflight(zoo, due, report):
                     break
                 running = {pool.submit(shift.step, task) for task in due}
                 while running:
@@ -188,6 +180,7 @@ class Shift:
         if self.committer is not None:
             unsaved = self.committer.close()
             if unsaved is not None:
+                self.report.uncommitted = unsaved
                 self.report.add(None, failure=unsaved)
 
 
@@ -227,13 +220,45 @@ class Live:
         """Changed files another process was busy with: looked at again shortly."""
         self._fire_at = datetime.now(UTC) if zoo.roster.schedules else None
         """When the next schedule is due (None: no schedules)."""
-        roster = zoo.roster  # the folders a person may drop files into, before the watch
-        for folder in sorted({INBOX, *(roster.workspace_of(agent) for agent in roster.agents)}):
-            zoo.home.workspace(folder).mkdir(parents=True, exist_ok=True)
+        self._roster_seen = _signature(zoo.home.roster_path)
+        """zoo.yaml as the roster in use was read from it (inode, size, mtime)."""
+        self._reload_asked = threading.Event()
+        _make_folders(zoo)  # the folders a person may drop files into, before the watch
 
     def stop(self) -> None:
         self.stopping.set()
         self.watcher.poke()
+
+    def reload(self) -> None:
+        """Read zoo.yaml again before the next step (SIGHUP), changed or not."""
+        self._reload_asked.set()
+        self.watcher.poke()
+
+    def _reload_roster(self) -> bool:
+        """Between steps: switch to zoo.yaml as it is now if it changed and is valid (an
+        invalid edit is reported once and the roster in use kept). True if switched."""
+        seen = _signature(self.zoo.home.roster_path)
+        if seen == self._roster_seen and not self._reload_asked.is_set():
+            return False
+        self._reload_asked.clear()
+        self._roster_seen = seen
+        try:
+            zoo = self.zoo.reopened()
+        except UserError as e:  # zoo.yaml does not validate, or `zoo check` rejects the home
+            self.zoo.journal.write("roster.invalid", error=str(e))
+            self.report.add(None, f"zoo.yaml changed but is invalid, so the runner keeps the "
+                                  f"roster it has: {e}")  # fmt: skip
+            return False
+        assert self.shift is not None
+        self.zoo = self.shift.zoo = zoo  # steps under way finish with the roster they began
+        _make_folders(zoo)
+        self._fire_at = datetime.now(UTC) if zoo.roster.schedules else None
+        agents, schedules = len(zoo.roster.agents), len(zoo.roster.schedules)
+        zoo.journal.write("roster.reloaded", agents=list(zoo.roster.agents),
+                          schedules=list(zoo.roster.schedules))  # fmt: skip
+        self.report.add(None, f"zoo.yaml reloaded: {agents} agent{'s' * (agents != 1)}, "
+                              f"{schedules} schedule{'s' * (schedules != 1)}")  # fmt: skip
+        return True
 
     def working(self) -> dict[str, dict[str, str]]:
         """What each worker is doing now: {task: {agent, since}}."""
@@ -247,13 +272,17 @@ class Live:
         try:
             paths: set[Path] | None = None
             rescan_at = 0.0
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and self.report.stopped is None:
+                if self._reload_roster():
+                    paths = None  # tasks for new agents, and their folders: look everywhere
                 self._fire_schedules()
                 if paths is None or time.monotonic() >= rescan_at:
                     due = collect_due(self.zoo, self.report, self._broken)
                     rescan_at = time.monotonic() + self.RESCAN_S
                 else:
                     due = self._due_among(paths)
+                if due and not preflight(self.zoo, due, self.report):
+                    break
                 for task in due:
                     self._start(pool, task)
                 paths = self.watcher.wait(self._sleep_s(rescan_at))
@@ -321,6 +350,20 @@ class Live:
             self.zoo.ledger.flush()  # the task rests: its spend shows in `zoo status` now
 
 
+def _make_folders(zoo: Zoo) -> None:
+    roster = zoo.roster
+    for folder in sorted({INBOX, *(roster.workspace_of(agent) for agent in roster.agents)}):
+        zoo.home.workspace(folder).mkdir(parents=True, exist_ok=True)
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def fire_schedules(zoo: Zoo, report: RunReport) -> None:
     """Queue a task for every schedule whose time has come (schedules.py)."""
     if not zoo.roster.schedules:
@@ -379,15 +422,34 @@ def _journal_saved_step(zoo: Zoo, task: Task, left: Leftover) -> None:
 
 def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
     """Route the inbox, follow hand edits, and return every task queued for an agent."""
-    due: list[Task] = []
+    due: dict[str, Task] = {}
     everywhere = _everywhere(zoo.home)
     for folder in tasks.active_folders(zoo.home):
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
+            match = tasks.TASK_NAME.match(path.name)
+            if match and match.group(1) in due:
+                continue  # routed from the inbox into this folder a moment ago
             task = _due(zoo, path, report, seen_broken, everywhere)
             if task is not None:
-                due.append(task)
-    return due
+                due.setdefault(task.id, task)
+    return list(due.values())
+
+
+def preflight(zoo: Zoo, due: list[Task], report: RunReport) -> bool:
+    """Before steps start: can every tier these tasks need be called (a key, a server that
+    answers and serves the model)? If not, halt the run with the reason and say False:
+    every task stays queued, none is escalated for what is not its fault."""
+    tiers = sorted({zoo.roster.tier_name(t.agent) for t in due if t.agent in zoo.roster.agents})
+    for tier in tiers:
+        try:
+            zoo.models.ready(tier)
+        except ModelUnavailable as e:
+            zoo.journal.write("run.stopped", tier=tier, reason=str(e),
+                              tasks=[t.id for t in due])  # fmt: skip
+            report.halt(RunStopped(str(e)))
+            return False
+    return True
 
 
 def _everywhere(home: Home) -> list[Path]:
@@ -412,7 +474,11 @@ def _due(
         if leased and leases.held_by_other(zoo.home, task.id):
             return None  # `zoo dispatch` is routing it right now
         task = _settle_copies(zoo, task, everywhere)
-    if task is None or task.status != "queued" or task.path.parent != path.parent:
+    if task is None or task.path.parent != path.parent:
+        return None
+    if task.status in ("done", "escalated"):  # a person moved it back into a workspace
+        _requeue(zoo, task, report)
+    if task.status != "queued":
         return None
     if path.parent.name == INBOX:
         return _route_inbox(zoo, task, report)
@@ -459,11 +525,33 @@ def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, in
         return None
 
 
+def _requeue(zoo: Zoo, task: Task, report: RunReport) -> None:
+    """A done or escalated task a person moved into a workspace folder is work again:
+    for that folder's agent (or, in the inbox, to be routed anew), with a fresh count
+    of handoffs, as `zoo retry` gives."""
+    was, reason = task.status, task.meta.get("escalation")
+    task.meta.update(status="queued", handoffs=0)
+    task.meta.pop("escalation", None)
+    if task.folder == INBOX:
+        task.meta.update(agent=zoo.roster.lead, workspace=INBOX)
+    events = [*edited(task, tasks.save(task)),
+              ("task.requeued", {"task": task.id, "was": was, "folder": task.folder,
+                                 "escalation": reason, "by": "person"})]  # fmt: skip
+    zoo.journal.write_many(events)
+    report.add(None, f"{task.id} ({was}) moved by hand to {task.folder}/: queued again")
+
+
 def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
     """Route a brief; the task if it is now queued for an agent."""
     if "id" not in task.meta:
         task = _adopt(zoo, task)
-    route = route_task(zoo, task)
+    try:
+        route = route_task(zoo, task)
+    except RunStopped as stopped:  # the brief waits in the inbox
+        zoo.journal.write_many([*stopped.events, ("run.stopped", {"task": task.id,
+                                "agent": zoo.roster.lead, "reason": str(stopped)})])  # fmt: skip
+        report.halt(stopped)
+        return None
     where = route.agent or "escalations"
     report.add("routed", f"{task.id} routed to {where} ({route.by}: {route.reason})")
     if route.agent is None:
@@ -496,7 +584,7 @@ def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
         owners = roster.agents_in(folder)
         if task.agent in owners:
             task.meta["workspace"] = folder
-            tasks.save(task)
+            zoo.journal.write_many(edited(task, tasks.save(task)))
             return True
         if len(owners) != 1:
             reason = f"moved to '{folder}/', which no single agent works in"
@@ -530,13 +618,13 @@ def step(
     """
     agent = task.agent
     assert agent is not None
+    if report.halted:
+        return None
     if zoo.daily_budget_spent():  # the task stays queued for tomorrow (or a higher budget)
-        if not report.budget_spent:
-            spent = f"${zoo.ledger.today_usd():.2f} of ${zoo.roster.budget.daily_usd:.2f}"
-            report.add(None, f"daily budget spent ({spent}): queued tasks wait")
-            zoo.journal.write("budget.spent", usd=round(zoo.ledger.today_usd(), 4),
-                              daily_usd=zoo.roster.budget.daily_usd)  # fmt: skip
-        report.budget_spent = True
+        spent = f"${zoo.ledger.today_usd():.2f} of ${zoo.roster.budget.daily_usd:.2f}"
+        zoo.journal.write("budget.spent", usd=round(zoo.ledger.today_usd(), 4),
+                          daily_usd=zoo.roster.budget.daily_usd)  # fmt: skip
+        report.halt(RunStopped(f"daily budget spent ({spent})", failure=False))
         return None
     started = utc_now()
     number = task.steps + 1
@@ -544,7 +632,13 @@ def step(
         log = logs.open(task.id, number, agent)
         saved = False
         try:
-            outcome, texts, events, error = turn(zoo, task, agent, log)
+            try:
+                outcome, texts, events, error = turn(zoo, task, agent, log)
+            except RunStopped as stopped:  # the task stays queued; its log resumes the step
+                paused = {"task": task.id, "agent": agent, "step": number, "reason": str(stopped)}
+                zoo.journal.write_many([*stopped.events, ("step.paused", paused)])
+                report.halt(stopped)
+                return None
             if log.resumed:
                 report.add(None, f"{task.id} {agent} resumed step {number} after an interruption")
             report.add("steps")

@@ -8,6 +8,7 @@ by hand: change `agent:` or move it to another folder, and the runner follows.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ class Task:
     meta: dict[str, Any]
     body: str
     mtime_ns: int = field(default=0, compare=False)
+    base: Snapshot | None = field(default=None, compare=False, repr=False)
+    """The file as Zoo last read or wrote it: a person's edit since is told apart from it."""
 
     @property
     def id(self) -> str:
@@ -84,6 +87,51 @@ class Task:
 
     def append_section(self, heading: str, text: str) -> None:
         self.body = self.body.rstrip("\n") + f"\n\n## {heading}\n\n{text.strip()}\n"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A task file as Zoo last read or wrote it."""
+
+    signature: tuple[int, int, int]
+    """(inode, size, mtime): any write since, in place or by rename, changes it."""
+    meta: dict[str, Any]
+    body: str
+
+
+FLOW = frozenset({"id", "status", "agent", "workspace", "created", "updated", "route", "steps",
+                  "handoffs", "tokens", "approval", "escalation"})  # fmt: skip
+"""Front matter that says where the task is in its flow: a save sets these itself."""
+
+
+@dataclass(frozen=True)
+class HandEdit:
+    """A person's edit of a task file made while Zoo worked on it, kept by the save."""
+
+    kept: tuple[str, ...]
+    """Front matter keys whose edit was kept."""
+    overridden: tuple[str, ...]
+    """Flow keys the person changed and the save set anyway (the step decides the flow)."""
+    body: bool
+    """The person edited the body; what Zoo appended follows their text."""
+    moved_from: str | None = None
+    """The folder the person moved the file to, which the save moved it from."""
+    problem: str | None = None
+    """Why the edit could not be kept (it did not parse); the save's version stands."""
+
+    def fields(self) -> dict[str, Any]:
+        return {"kept": list(self.kept) or None, "overridden": list(self.overridden) or None,
+                "body": self.body or None, "moved_from": self.moved_from,
+                "problem": self.problem}  # fmt: skip
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _snapshot(task: Task, st: os.stat_result) -> None:
+    task.mtime_ns = st.st_mtime_ns
+    task.base = Snapshot(_signature(st), copy.deepcopy(task.meta), task.body)
 
 
 def _dump_front(meta: dict[str, Any]) -> str:
@@ -188,7 +236,8 @@ def read(path: Path) -> Task:
     try:
         with path.open("rb") as f:
             raw = f.read()
-            mtime = os.fstat(f.fileno()).st_mtime_ns
+            st = os.fstat(f.fileno())
+            mtime, signature = st.st_mtime_ns, _signature(st)
     except FileNotFoundError:
         raise NotFound(f"task file {path} has gone (moved while Zoo read it?)") from None
     try:
@@ -198,11 +247,18 @@ def read(path: Path) -> Task:
     meta, body = parse(path, text)
     if "id" not in meta and path.parent.name != INBOX:
         raise TaskFileError(path, 1, "id", "missing: a task file needs an id in its front matter")
-    return Task(path, meta, body, mtime)
+    task = Task(path, meta, body, mtime)
+    task.base = Snapshot(signature, copy.deepcopy(meta), body)
+    return task
 
 
-def save(task: Task, folder: Path | None = None) -> None:
-    """Write the task atomically, into `folder` when it moves; `task.path` follows."""
+def save(task: Task, folder: Path | None = None) -> HandEdit | None:
+    """Write the task atomically, into `folder` when it moves; `task.path` follows.
+
+    A person may have edited the file since Zoo read it (while a step ran): their edit
+    is kept (`keep_hand_edit`) and returned, for the journal.
+    """
+    edit = keep_hand_edit(task)
     target = task.path if folder is None else folder / task.path.name
     task.meta["updated"] = utc_now()
     if target != task.path:
@@ -211,6 +267,67 @@ def save(task: Task, folder: Path | None = None) -> None:
         task.path = target
     else:
         atomic_write(target, task.render())
+    _snapshot(task, os.stat(target))
+    return edit
+
+
+def keep_hand_edit(task: Task) -> HandEdit | None:
+    """Fold into `task` what a person changed in its file since Zoo last read or wrote it.
+
+    Their body is kept with what Zoo appended after it, and their front matter edits are
+    kept, but for the flow keys (`FLOW`), which the save sets. A file the person moved to
+    another folder is found there and moved on from it. None when nobody touched it.
+    """
+    base = task.base
+    if base is None:
+        return None
+    path, moved_from = _current_path(task)
+    if path is None:
+        return None
+    try:
+        if _signature(os.stat(path)) == base.signature and moved_from is None:
+            return None
+        now = read(path)
+    except NotFound:
+        return None
+    except TaskFileError as e:
+        return HandEdit((), (), False, problem=e.problem)
+    task.path = path
+    kept, overridden = [], []
+    for key in sorted(set(base.meta) | set(now.meta)):
+        if now.meta.get(key) == base.meta.get(key):
+            continue
+        if key in FLOW:
+            if key != "workspace" and task.meta.get(key) != now.meta.get(key):
+                overridden.append(key)
+        elif key in now.meta:
+            task.meta[key] = now.meta[key]
+            kept.append(key)
+        else:
+            task.meta.pop(key, None)
+            kept.append(key)
+    head = base.body.rstrip("\n")
+    edited = now.body != base.body and task.body.startswith(head)
+    if edited:
+        task.body = now.body.rstrip("\n") + task.body[len(head) :]
+    if not (kept or overridden or edited or moved_from):
+        return None
+    return HandEdit(tuple(kept), tuple(overridden), edited, moved_from)
+
+
+def _current_path(task: Task) -> tuple[Path | None, str | None]:
+    """Where the task's file is now: where Zoo left it, or the folder a person moved it to."""
+    if task.path.exists():
+        return task.path, None
+    try:
+        folders = os.listdir(task.path.parent.parent)
+    except FileNotFoundError:
+        return None, None
+    for name in sorted(folders):
+        other = task.path.parent.parent / name / task.path.name
+        if other.exists():
+            return other, name
+    return None, None
 
 
 def task_files(folder: Path) -> Iterator[Path]:
@@ -329,4 +446,5 @@ def create(
     task.meta["updated"] = now
     if not create_exclusive(task.path, task.render()):
         raise FileExistsError(task.path)
+    _snapshot(task, os.stat(task.path))
     return task

@@ -14,7 +14,7 @@ from typing import Any
 from zoo import approvals, playbooks
 from zoo.confine import ConfinementError
 from zoo.core import Event, Zoo, attempt_events
-from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError
+from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, stops_run
 from zoo.memory import Entry
 from zoo.models.base import Message, Reply, Request, ToolCall
 from zoo.steplog import StepLog, call_key
@@ -96,6 +96,10 @@ def turn(
             return ctx.outcome, texts, events.pending, None
         raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
     except (ModelError, ConfinementError, BudgetExceeded, playbooks.PlaybookError) as e:
+        stopped = stops_run(e)
+        if stopped is not None:  # not this task's fault: it stays queued, its log resumes
+            stopped.events = events.pending
+            raise stopped from e
         events.add("model.error" if isinstance(e, ModelError) else "step.refused",
                    {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
                     "kind": type(e).__name__})  # fmt: skip

@@ -32,8 +32,10 @@ _QUIET = (DONE, ESCALATIONS)
 class Watcher:
     """Collects the paths that changed under `root` until the runner takes them."""
 
-    def __init__(self, root: Path, *, polling: bool = False) -> None:
+    def __init__(self, root: Path, *, polling: bool = False, roster: Path | None = None) -> None:
         self.root = root
+        self.roster = roster
+        """zoo.yaml: a change to it pokes the runner, which reloads the roster."""
         self.mode = ""
         """`inotify`, or `polling (why)` once started."""
         self._polling = polling
@@ -58,6 +60,8 @@ class Watcher:
         if self._observer is None:
             self._observer = PollingObserver(timeout=POLL_S)
             self._observer.schedule(_Handler(self, polling=True), str(self.root), recursive=True)
+            if self.roster is not None:
+                self._observer.schedule(_RosterHandler(self), str(self.roster.parent))
             self._observer.start()
             self.mode = f"polling every {POLL_S:g}s ({why})"
         return self.mode
@@ -72,6 +76,9 @@ class Watcher:
         kinds = [FileClosedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
         observer.schedule(_Handler(self, polling=False), str(self.root), recursive=True,
                           event_filter=kinds)  # fmt: skip
+        if self.roster is not None:  # the home's own folder, not below it
+            observer.schedule(_RosterHandler(self), str(self.roster.parent),
+                              event_filter=[FileClosedEvent, FileMovedEvent])  # fmt: skip
         observer.start()
         return observer
 
@@ -135,6 +142,20 @@ class _Handler:
         target = Path(path if isinstance(path, str) else path.decode())
         if _is_task_like(target, self.watcher.root):
             self.watcher._changed(target)
+
+
+class _RosterHandler:
+    """Pokes the runner when zoo.yaml is written or renamed into place (a watchdog handler)."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        path = event.dest_path if event.event_type == "moved" else event.src_path
+        name = Path(path if isinstance(path, str) else path.decode()).name
+        if not event.is_directory and self.watcher.roster is not None:
+            if name == self.watcher.roster.name:
+                self.watcher.poke()
 
 
 def _is_task_like(path: Path, root: Path) -> bool:

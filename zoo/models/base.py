@@ -98,6 +98,11 @@ class Model(ABC):
     def complete(self, request: Request) -> Reply:
         """Answer one request; raise `ModelError` (or a subclass) on failure."""
 
+    def ready(self) -> None:
+        """Raise `ModelUnavailable` if this model cannot be called as configured (no key,
+        no server); cheap, and checked once before a run's first step needs it."""
+        return None
+
 
 def estimate_tokens(request: Request) -> tuple[int, int]:
     """(input, output) tokens of a call, guessed before it is made: about 4 characters a

@@ -56,6 +56,10 @@ class OpenAIModel(Model):
             params["tool_choice"] = {"type": "function", "function": {"name": request.require_tool}}
         return streamed("openai", lambda: self.client.chat.completions.create(**params), _read)
 
+    def ready(self) -> None:
+        if not self._checked:
+            self._check_server()
+
     def _check_server(self) -> None:
         """Before the first call to a `base_url` server: it answers and serves the model."""
         with self._check_lock:

@@ -76,6 +76,10 @@ class Models:
                 self._built[tier] = self._chain(tier)
             return self._built[tier]
 
+    def ready(self, tier: str) -> None:
+        """Raise `ModelUnavailable` unless the tier (or a fallback) can be called now."""
+        self.for_tier(tier).ready()
+
     def for_agent(self, agent: str) -> Model:
         return self.for_tier(self.roster.tier_name(agent))
 

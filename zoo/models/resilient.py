@@ -79,6 +79,18 @@ class Resilient(Model):
                     self.sleep(wait)
         raise AssertionError("unreachable: the chain always ends in 'give up'")
 
+    def ready(self) -> None:
+        """Ready when one link of the chain is: the calls would fall back to it."""
+        for i, link in enumerate(self.chain):
+            try:
+                if link.model is None:
+                    link.model = link.build()
+                link.model.ready()
+                return
+            except ModelError:
+                if i + 1 == len(self.chain):
+                    raise
+
     def _call(self, link: Link, request: Request) -> Reply:
         if link.model is None:
             link.model = link.build()
