@@ -64,10 +64,19 @@ def test_killed_runs_lose_no_brief_and_repeat_no_effect(home: Home, zoo_cli: Zoo
     for task in done:  # one section per step, and a step is never counted twice
         assert [task.body.count(f"\n## {a} · ") for a in ("beaver", "owl", "lark")] == [1, 1, 1]
         assert task.meta["steps"] == 3
-    entries = memory.parse(home.memory_path.read_text(encoding="utf-8"))
-    keys = [(e.task, e.step) for e in entries]
+    keys = []  # the offline model keeps a note in its agent's own memory each step
+    for step, agent in enumerate(("beaver", "owl", "lark"), start=1):
+        entries = memory.parse(home.agent_memory(agent).read_text(encoding="utf-8"))
+        assert {(e.agent, e.step) for e in entries} == {(agent, step)}
+        keys += [(e.task, e.step) for e in entries]
     assert sorted(keys) == sorted((i, s) for i in ids for s in (1, 2, 3))  # no duplicate notes
-    leftovers = [p for p in home.workspaces.rglob("*") if p.is_file() and p.parent.name != "done"]
+    assert not home.memory_path.exists()
+    drafts = home.workspace("dev") / "drafts"  # beaver's write_file, redone safely after a kill
+    assert sorted(p.name for p in drafts.iterdir()) == sorted(
+        f"fix-bug-number-{i}.md" for i in range(40)
+    )
+    leftovers = [p for p in home.workspaces.rglob("*")
+                 if p.is_file() and p.parent not in (home.workspace("done"), drafts)]  # fmt: skip
     assert leftovers == []
     assert list((home.state / "steps").iterdir()) == []
     finished = sorted((e["task"], e["step"]) for e in read_events(home.journal_path)
