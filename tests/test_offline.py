@@ -1,13 +1,17 @@
 """The built-in offline model uses its agent's tools as a real model would, deterministically,
-and the example zoo's approval path works offline."""
+and the README's quick start and the example zoo's approval path work offline."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_ROSTER, ZooCli, open_zoo
+from tests.conftest import REPO, SMALL_ROSTER, ZooCli, open_zoo
 from zoo import tasks
 from zoo.core import Zoo
 from zoo.home import Home
@@ -19,6 +23,8 @@ from zoo.router import dispatch
 from zoo.runner import run_once, runner_lock
 from zoo.tools import specs
 from zoo.turn import system_prompt
+
+QUICK_START = "Fix the login bug: users are logged out after a minute"
 
 
 class Recording(Model):
@@ -214,3 +220,52 @@ def test_the_example_zoo_s_approval_path_works_offline(
     done = tasks.find(example_home, "T-0001")
     assert done.body.rstrip().endswith(f"## badger · {done.meta['updated']}\n\n{last}")
     assert json.loads(zoo_cli("approvals", "--json", *h).out) == []
+
+
+def _example_files() -> list[str]:
+    """The example zoo as a clone has it: the files git tracks (or, outside a checkout,
+    the roster, MEMORY.md, .gitignore, the playbooks and the workspaces' .gitkeep)."""
+    wanted = ["zoo.yaml", "MEMORY.md", ".gitignore", "agents", "workspaces"]
+    listed = subprocess.run(["git", "ls-files", "-z", "--", *wanted], cwd=REPO,
+                            capture_output=True, text=True)  # fmt: skip
+    if listed.returncode == 0 and listed.stdout:
+        return [p for p in listed.stdout.split("\0") if p]
+    playbooks = [f"agents/{p.name}" for p in (REPO / "agents").glob("*.md")
+                 if not p.name.endswith(".memory.md")]  # fmt: skip
+    keeps = [
+        f"workspaces/{p.parent.name}/.gitkeep" for p in (REPO / "workspaces").glob("*/.gitkeep")
+    ]
+    return wanted[:3] + playbooks + keeps
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_quick_start_leaves_the_repository_clean(tmp_path: Path) -> None:
+    """README's first command, in a git copy of the example zoo: no tracked file changes,
+    and what the run makes (tasks, drafts, agents' notes, .zoo/) is ignored."""
+    root = tmp_path / "clone"
+    for path in _example_files():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / path, root / path)
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    who = ["-c", "user.name=zoo", "-c", "user.email=zoo@localhost", "-c", "commit.gpgsign=false"]
+    _git(root, *who, "commit", "-q", "--no-verify", "-m", "the example zoo")
+    zoo = [sys.executable, "-m", "zoo"]
+    for args in (["dispatch", QUICK_START], ["run", "--once"], ["status"]):
+        done = subprocess.run([*zoo, *args], cwd=root, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        if args[0] == "run":  # the chain README describes
+            assert done.stdout.startswith(
+                "T-0001 beaver -> owl\nT-0001 owl -> lark\nT-0001 lark finished: done\n"
+            )
+    made = ["agents/beaver.memory.md", "agents/owl.memory.md", "agents/lark.memory.md",
+            "workspaces/dev/drafts/fix-the-login-bug-users-are-logged-out-after-a.md",
+            "workspaces/done/T-0001-fix-the-login-bug-users-are-logged-out-after-a.md",
+            ".zoo/events.jsonl"]  # fmt: skip
+    assert all((root / path).is_file() for path in made)
+    assert _git(root, "status", "--porcelain", "--untracked-files=all") == ""
