@@ -33,7 +33,7 @@ from zoo.models.base import Message, Model, Reply, Request, ToolCall, ToolSpec, 
 from zoo.tasks import slugify
 
 MARK = "*Offline draft: written by Zoo's built-in offline model, not by a language model.*"
-HARMLESS = ("ls", "pwd", "git status", "git diff", "git log")
+HARMLESS = ("ls", "pwd", "git status", "git diff")
 """Commands that only look, locally, in the order tried: the offline model runs nothing
 else (not `pip list`, which may ask the network whether pip is up to date)."""
 ASKS_FOR_PERSON = re.compile(r"\b(escalate|needs? a person)\b", re.IGNORECASE)
@@ -120,7 +120,7 @@ def _seen(request: Request) -> _Seen:
         agent=agent.group(1) if agent else "",
         role=_first_heading(request.system),
         workspace=workspace.group(1) if workspace else "",
-        title=next((ln[2:].strip() for ln in user.splitlines() if ln.startswith("# ")), "the task"),
+        title=_title(user),
         brief=_strip_task_line(user[: found[0].start()] if found else user),
         sections=sections,
         tools={spec.name: spec for spec in request.tools},
@@ -265,6 +265,13 @@ def _reply(request: Request, text: str, calls: tuple[ToolCall, ...]) -> Reply:
         usage=Usage(input_tokens=prompt // 4, output_tokens=len(text) // 4 + 10 * len(calls)),
         model="offline",
     )
+
+
+def _title(user: str) -> str:
+    """The task's `# heading`, else the title on the `Task T-0001: title` line."""
+    heading = next((ln[2:].strip() for ln in user.splitlines() if ln.startswith("# ")), "")
+    task_line = re.match(r"^Task T-\d+: (.+)$", user.partition("\n")[0])
+    return heading or (task_line.group(1).strip() if task_line else "") or "the task"
 
 
 def _strip_task_line(text: str) -> str:
