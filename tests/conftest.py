@@ -68,7 +68,8 @@ def example_home(tmp_path: Path) -> Home:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "zoo.yaml", root / "zoo.yaml")
-    shutil.copytree(REPO / "agents", root / "agents")
+    mine = shutil.ignore_patterns("*.memory.md")  # agents' notes from trying it: untracked
+    shutil.copytree(REPO / "agents", root / "agents", ignore=mine)
     shutil.copy(REPO / "MEMORY.md", root / "MEMORY.md")
     return Home(root.resolve())
 

@@ -14,6 +14,7 @@ from tests.conftest import ZooCli
 from zoo import tasks
 from zoo.home import Home
 from zoo.journal import read_events
+from zoo.memory import Entry, Memory
 
 
 def test_dispatch_json_names_the_routed_task(home: Home, zoo_cli: ZooCli) -> None:
@@ -139,13 +140,20 @@ def test_second_runner_exits_0_and_says_so(home: Home, zoo_cli: ZooCli) -> None:
 
 def test_memory_shows_and_searches(home: Home, zoo_cli: ZooCli) -> None:
     h = ["--home", str(home.root)]
-    zoo_cli("dispatch", "Fix the login bug", *h)
-    zoo_cli("run", "--once", *h)
+    memory = Memory(home)
+    for agent, note in (("beaver", "Login uses JWT."), ("owl", "CI runs pytest."),
+                        ("lark", "Posts stay short.")):  # fmt: skip
+        memory.remember(Entry("2026-11-24T10:00:00Z", agent, "T-0000", note), shared=True)
     everything = json.loads(zoo_cli("memory", "--json", *h).out)
     assert [e["agent"] for e in everything] == ["beaver", "owl", "lark"]
     found = json.loads(zoo_cli("memory", "owl", "--json", *h).out)
     assert [e["agent"] for e in found] == ["owl"]
     assert zoo_cli("memory", "zebra", *h).out == "no entries in MEMORY.md matching 'zebra'\n"
+    zoo_cli("dispatch", "Fix the login bug", *h)
+    zoo_cli("run", "--once", *h)  # the offline model keeps its notes in agents' own memory
+    own = json.loads(zoo_cli("memory", "--agent", "owl", "--json", *h).out)
+    assert [(e["agent"], e["task"], e["step"]) for e in own] == [("owl", "T-0001", 2)]
+    assert len(json.loads(zoo_cli("memory", "--json", *h).out)) == 3
 
 
 def test_debug_shows_the_traceback(home: Home, zoo_cli: ZooCli) -> None:

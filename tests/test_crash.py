@@ -21,6 +21,7 @@ from zoo.core import Zoo
 from zoo.home import Home
 from zoo.journal import read_events
 from zoo.router import dispatch
+from zoo.tools import ToolContext, perform
 
 
 def _runner(home: Home) -> subprocess.Popen[bytes]:
@@ -63,10 +64,19 @@ def test_killed_runs_lose_no_brief_and_repeat_no_effect(home: Home, zoo_cli: Zoo
     for task in done:  # one section per step, and a step is never counted twice
         assert [task.body.count(f"\n## {a} · ") for a in ("beaver", "owl", "lark")] == [1, 1, 1]
         assert task.meta["steps"] == 3
-    entries = memory.parse(home.memory_path.read_text(encoding="utf-8"))
-    keys = [(e.task, e.step) for e in entries]
+    keys = []  # the offline model keeps a note in its agent's own memory each step
+    for step, agent in enumerate(("beaver", "owl", "lark"), start=1):
+        entries = memory.parse(home.agent_memory(agent).read_text(encoding="utf-8"))
+        assert {(e.agent, e.step) for e in entries} == {(agent, step)}
+        keys += [(e.task, e.step) for e in entries]
     assert sorted(keys) == sorted((i, s) for i in ids for s in (1, 2, 3))  # no duplicate notes
-    leftovers = [p for p in home.workspaces.rglob("*") if p.is_file() and p.parent.name != "done"]
+    assert not home.memory_path.exists()
+    drafts = home.workspace("dev") / "drafts"  # beaver's write_file, redone safely after a kill
+    assert sorted(p.name for p in drafts.iterdir()) == sorted(
+        f"fix-bug-number-{i}.md" for i in range(40)
+    )
+    leftovers = [p for p in home.workspaces.rglob("*")
+                 if p.is_file() and p.parent not in (home.workspace("done"), drafts)]  # fmt: skip
     assert leftovers == []
     assert list((home.state / "steps").iterdir()) == []
     finished = sorted((e["task"], e["step"]) for e in read_events(home.journal_path)
@@ -120,3 +130,44 @@ def test_a_kill_between_model_reply_and_commit_repeats_nothing(
 
 def _second_call_waiting(llm: LLMockServer) -> bool:
     return len(posts(llm)) == 1 and llm.state.journal.in_flight == 1
+
+
+_STUCK_WRITER = """
+import os, sys, time
+from pathlib import Path
+from zoo.core import Zoo
+from zoo.home import Home
+from zoo.tools import ToolContext, perform
+
+def stuck(*args, **kwargs):  # the temp file is written: stop right before the rename
+    Path(sys.argv[2]).touch()
+    time.sleep(60)
+
+zoo = Zoo.open(Home(Path(sys.argv[1])), env={})
+ctx = ToolContext(zoo.home, zoo.roster, "beaver", "T-0001", zoo.memory)
+os.rename = stuck
+perform(ctx, "write_file", {"path": "drafts/plan.md", "content": "half of a plan"})
+"""
+
+
+def test_a_write_killed_before_its_rename_leaves_no_temp_file(home: Home, tmp_path: Path) -> None:
+    """An agent's write_file killed between its temp file and the rename: the next write to
+    that folder (the step's redo) removes the dead writer's temp file, never a live one's."""
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", _STUCK_WRITER, str(home.root), str(ready)])
+    deadline = time.monotonic() + 30
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ready.exists(), "the writer never reached its rename"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    drafts = home.workspace("dev") / "drafts"
+    [left] = [p.name for p in drafts.iterdir()]
+    assert left.endswith(f".{proc.pid}.zoo-tmp") and not (drafts / "plan.md").exists()
+    live = drafts / f".0badf00d.{os.getpid()}.zoo-tmp"  # a write under way in a live process
+    live.write_text("in flight", encoding="utf-8")
+    zoo = open_zoo(home)
+    ctx = ToolContext(zoo.home, zoo.roster, "beaver", "T-0001", zoo.memory)
+    perform(ctx, "write_file", {"path": "drafts/plan.md", "content": "the whole plan"})
+    assert sorted(p.name for p in drafts.iterdir()) == [live.name, "plan.md"]
+    assert (drafts / "plan.md").read_text(encoding="utf-8") == "the whole plan"

@@ -30,8 +30,11 @@ def test_offline_brief_travels_the_chain_into_done(home: Home) -> None:
     headings = [line for line in done.body.splitlines() if line.startswith("## ")]
     assert [h.split(" · ")[0] for h in headings] == ["## beaver", "## owl", "## lark"]
     assert "Offline draft" in done.body
-    memory = parse(home.memory_path.read_text(encoding="utf-8"))
-    assert [(e.agent, e.task) for e in memory] == [(a, task.id) for a in ("beaver", "owl", "lark")]
+    assert not home.memory_path.exists()  # the offline model's notes are the agents' own
+    for step, agent in enumerate(("beaver", "owl", "lark"), start=1):
+        notes = parse(home.agent_memory(agent).read_text(encoding="utf-8"))
+        assert [(e.agent, e.task, e.step) for e in notes] == [(agent, task.id, step)]
+    assert (home.workspace("dev") / "drafts" / f"{task.path.name[7:]}").exists()  # beaver wrote
     kinds = [e["event"] for e in read_events(home.journal_path)]
     assert kinds.count("step.finished") == 3 and kinds[-1] == "task.done"
     assert verify(home.journal_path)[1] is None
@@ -220,7 +223,9 @@ def test_many_tasks_in_parallel_all_finish(home: Home) -> None:
     with runner_lock(home):
         report = run_once(open_zoo(home), concurrency=4)
     assert (report.steps, report.done, report.failed) == (90, 30, [])
-    assert len(parse(home.memory_path.read_text(encoding="utf-8"))) == 90
+    agents = ("beaver", "owl", "lark")
+    notes = [parse(home.agent_memory(a).read_text(encoding="utf-8")) for a in agents]
+    assert [len(n) for n in notes] == [30, 30, 30]  # one note per step, none lost to a race
     assert verify(home.journal_path)[1] is None
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.errors import ToolRefused, UserError
-from zoo.fs import TMP_SUFFIX, write_all
+from zoo.fs import TMP_SUFFIX, pid_alive, write_all
 
 MAX_NAME_BYTES = 255
 MAX_PATH_CHARS = 1024
@@ -197,6 +197,7 @@ def write_file(root: Path, where: Place, data: bytes) -> None:
             _check_file(os.stat(name, dir_fd=folder, follow_symlinks=False), where.shown)
         except FileNotFoundError:
             pass
+        _sweep_dead_tmp(folder)
         tmp = f".{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o644, dir_fd=folder)
@@ -213,6 +214,17 @@ def write_file(root: Path, where: Place, data: bytes) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _sweep_dead_tmp(folder: int) -> None:
+    """Remove the temporary files of writes cut short by a kill (their process is gone)."""
+    for name in os.listdir(folder):
+        pid = name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1] if name.endswith(TMP_SUFFIX) else ""
+        if pid and not (pid.isdigit() and pid_alive(int(pid))):
+            try:
+                os.unlink(name, dir_fd=folder)
+            except FileNotFoundError:
+                pass
 
 
 def list_folder(root: Path, where: Place) -> list[tuple[str, str]]:

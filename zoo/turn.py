@@ -243,6 +243,8 @@ def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
         else "When your part is done, the task is done.",
         "If a person must decide or act, call escalate with the reason.",
     ]
+    if spec.commands and "run" in spec.tools and "run" not in spec.approval:
+        lines.append(f"Commands you may run without approval: `{'`, `'.join(spec.commands)}`.")
     own = zoo.memory.own(agent)
     if own:
         lines += ["", "# Your memory", *(_entry_line(e) for e in own)]
