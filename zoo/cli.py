@@ -17,7 +17,7 @@ import typer
 from zoo import __version__
 from zoo.errors import ExitStatus, UsageError, ZooError
 from zoo.home import Home, find_home
-from zoo.secrets import redact, scan_environment
+from zoo.secrets import scan_environment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -556,32 +556,52 @@ def _invoke(args: list[str]) -> int:
         result = app(args=args, prog_name="zoo", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except ZooError as e:
-        if debug:
-            return _traceback(e.exit_status)
-        sys.stderr.write(f"zoo: {redact(str(e))}\n")
-        return e.exit_status
+        return _failed(str(e), e.exit_status, debug)
     except click.UsageError as e:
-        command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
-        sys.stderr.write(f"zoo: {e.format_message()} (see 'zoo{command} --help')\n")
-        return ExitStatus.USAGE
+        return _usage(e)
     except (click.Abort, KeyboardInterrupt):
-        sys.stderr.write("zoo: interrupted\n")
+        _say("interrupted")
         return ExitStatus.INTERRUPTED
     except OSError as e:
-        if debug:
-            return _traceback(ExitStatus.ERROR)
         where = f"{e.filename}: " if e.filename else ""
-        sys.stderr.write(f"zoo: {redact(f'{where}{e.strerror or e}')}\n")
-        return ExitStatus.ERROR
-    except Exception:
-        if debug:
-            return _traceback(ExitStatus.ERROR)
-        raise
+        return _failed(f"{where}{e.strerror or e}", ExitStatus.ERROR, debug)
+    except Exception as e:  # a bug: one line, and the traceback with --debug
+        said = f": {str(e).strip()}" if str(e).strip() else ""
+        line = f"internal error: {type(e).__name__}{said} (run with --debug for the traceback)"
+        return _failed(line, ExitStatus.ERROR, debug)
 
 
-def _traceback(status: int) -> int:
-    """`--debug`: the whole traceback, with every secret in it redacted."""
+_NO_SUCH_COMMAND = getattr(click.exceptions, "NoSuchCommand", ())
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage(e: click.UsageError) -> int:
+    """A usage error in one line; bare `zoo` prints the help (on stdout, as git does)."""
+    if isinstance(e, _NO_ARGS) and e.ctx is not None:
+        sys.stdout.write(e.ctx.get_help() + "\n")
+        return ExitStatus.USAGE
+    # typer has put its "Did you mean" in the message; click would add its own again
+    message = e.message if isinstance(e, _NO_SUCH_COMMAND) else e.format_message()
+    command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
+    _say(f"{message} (see 'zoo{command} --help')")
+    return ExitStatus.USAGE
+
+
+def _say(message: str) -> None:
+    from zoo import render
+
+    render.error(message)
+
+
+def _failed(message: str, status: int, debug: bool) -> int:
+    """One line on stderr; with `--debug` the whole traceback instead, every secret in
+    it redacted."""
+    if not debug:
+        _say(message)
+        return status
     import traceback
 
-    sys.stderr.write(redact(traceback.format_exc()))
+    from zoo import render
+
+    sys.stderr.write(render.shown(traceback.format_exc()))
     return status
