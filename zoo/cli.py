@@ -108,7 +108,9 @@ def check(home: HomeOption = None, json_out: JsonOption = False) -> None:
             render.line(f"created {folder}/")
         if report.ok and report.roster is not None:
             r = report.roster
-            render.line(f"zoo.yaml is valid: {len(r.agents)} agents, {len(r.schedules)} schedules")
+            agents, schedules = len(r.agents), len(r.schedules)
+            counts = f"{render.plural(agents, 'agent')}, {render.plural(schedules, 'schedule')}"
+            render.line(f"zoo.yaml is valid: {counts}")
     if not report.ok:
         raise typer.Exit(ExitStatus.ERROR)
 
@@ -224,8 +226,10 @@ def run(
 
 
 def _summary(report: RunReport) -> str:
+    from zoo.render import plural
+
     return (
-        f"{report.steps} steps, {report.routed} routed, {report.done} done, "
+        f"{plural(report.steps, 'step')}, {report.routed} routed, {report.done} done, "
         f"{report.escalated} escalated in {report.seconds:.2f}s"
     )
 
@@ -455,7 +459,7 @@ def retry(
     where = zoo.home.relative(task.path)
     if json_out:
         render.as_json({"id": task.id, "agent": task.agent, "workspace": task.folder,
-                        "path": where})  # fmt: skip
+                        "path": str(task.path)})  # fmt: skip
         return
     render.line(f"{task.id} is queued for {task.agent} again ({where}); zoo run picks it up")
 
@@ -488,7 +492,7 @@ def log(
                             "bad_line": bad.line if bad else None,
                             "problem": bad.problem if bad else None})  # fmt: skip
         elif bad is None:
-            render.line(f"journal ok: {count} events, hash chain intact")
+            render.line(f"journal ok: {render.plural(count, 'event')}, hash chain intact")
         if bad is not None:
             if not json_out:
                 render.error(
@@ -502,9 +506,7 @@ def log(
         return
     for event in found:
         if json_out:
-            import json
-
-            print(json.dumps(event, ensure_ascii=False), flush=True)
+            render.json_line(event)
         else:
             render.event_line(event)
 
@@ -516,8 +518,8 @@ def memory(
         str | None, typer.Option("--agent", help="This agent's own memory instead.")
     ] = None,  # noqa: E501
     limit: Annotated[
-        int, typer.Option("--limit", "-n", help="Show at most this many (newest).")
-    ] = 20,  # noqa: E501
+        int, typer.Option("--limit", "-n", min=0, help="Show at most this many (newest).")
+    ] = 20,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -526,21 +528,32 @@ def memory(
     from zoo.memory import Memory, search
 
     zoo_home = _home(home)
+    if agent is not None:
+        _known_agent(zoo_home, agent)
     path = zoo_home.agent_memory(agent) if agent else zoo_home.memory_path
     entries = Memory(zoo_home).entries(path)
     if query:
         entries = search(entries, query)
-    entries = entries[-limit:] if limit > 0 else entries
+    entries = entries[len(entries) - limit :] if limit < len(entries) else entries
     if json_out:
         render.as_json([e.__dict__ for e in entries])
         return
-    if not entries:
+    if not entries and limit:
         render.line(
             f"no entries in {zoo_home.relative(path)}" + (f" matching {query!r}" if query else "")
         )
     for e in entries:
         render.line(f"{e.time} · {e.agent} · {e.task}")
         render.line(f"  {e.text}")
+
+
+def _known_agent(home: Home, agent: str) -> None:
+    from zoo.errors import NotFound, did_you_mean
+    from zoo.roster import load_roster
+
+    names = load_roster(home).agents
+    if agent not in names:
+        raise NotFound(f"no agent '{agent}' in zoo.yaml{did_you_mean(agent, names)}")
 
 
 def main() -> None:

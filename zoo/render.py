@@ -53,6 +53,11 @@ def json_text(doc: Any, indent: int | None = 2) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 schedule`, `2 schedules`, `1,200 tokens`."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def as_json(doc: Any) -> None:
     sys.stdout.write(json_text(doc) + "\n")
 
@@ -106,7 +111,7 @@ def status(doc: dict[str, Any]) -> None:
     budget = f" of ${spend['budget_usd']:.2f}" if spend["budget_usd"] is not None else ""
     line(
         f"\nspend {spend['date']}: ${spend['usd']:.2f}{budget} · "
-        f"{spend['input_tokens']:,} tokens in, {spend['output_tokens']:,} out"
+        f"{plural(spend['input_tokens'], 'token')} in, {spend['output_tokens']:,} out"
     )
     by_agent = sorted(spend["by_agent"].items(), key=lambda kv: -kv[1].get("usd", 0))
     if any(totals.get("usd") or totals.get("input_tokens") for _, totals in by_agent):
