@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ import yaml
 from zoo.errors import NotFound, TaskFileError
 from zoo.fs import TMP_SUFFIX, atomic_move, atomic_write, create_exclusive
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
-from zoo.secrets import redact
+from zoo.secrets import redact, redact_all
 
 STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
 FIELDS = (
@@ -29,7 +30,9 @@ FIELDS = (
     "route", "steps", "handoffs", "tokens", "approval", "escalation",
 )  # fmt: skip
 """Front matter keys in the order Zoo writes them; keys a person adds are kept after them."""
-TASK_NAME = re.compile(r"^(T-\d{4,})(?:-[A-Za-z0-9_.-]*)?\.md$")
+_SLUG_CHAR = r"[^\s/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+TASK_NAME = re.compile(rf"^(T-\d{{4,}})(?:-{_SLUG_CHAR}*)?\.md$")
+"""`<id>-<slug>.md`; a slug keeps the letters of any script (`T-0042-ログイン.md`)."""
 TASK_ID = re.compile(r"^T-\d{4,}$")
 _TIMESTAMP = re.compile(r"^(\w+): '(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)'$", re.MULTILINE)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -76,14 +79,28 @@ class Task:
         return int(self.meta.get("steps") or 0)
 
     def render(self) -> str:
-        ordered = {k: self.meta[k] for k in FIELDS if self.meta.get(k) is not None}
-        ordered.update({k: v for k, v in self.meta.items() if k not in ordered})
+        """The file's text. No key is ever written to a task file: the values are redacted
+        before they are dumped, so YAML quotes what the redaction leaves (`[redacted] ...`)."""
+        meta = _clean(self.meta)
+        ordered = {k: meta[k] for k in FIELDS if meta.get(k) is not None}
+        ordered.update({k: v for k, v in meta.items() if k not in ordered})
         front = _TIMESTAMP.sub(r"\1: \2", _dump_front(ordered))
-        body = self.body if self.body.endswith("\n") else self.body + "\n"
-        return redact(f"---\n{front}---\n{body}")  # no key is ever written to a task file
+        body = _clean(self.body if self.body.endswith("\n") else self.body + "\n")
+        return f"---\n{front}---\n{body}"
 
     def append_section(self, heading: str, text: str) -> None:
         self.body = self.body.rstrip("\n") + f"\n\n## {heading}\n\n{text.strip()}\n"
+
+
+def _clean(value: Any) -> Any:
+    """`value` as Zoo writes it: every secret redacted (keys too), no NUL character."""
+    if isinstance(value, str):
+        return redact(value).replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return redact_all(value)
 
 
 def _dump_front(meta: dict[str, Any]) -> str:
@@ -108,14 +125,59 @@ def _dump(data: dict[str, Any], flow: bool | None) -> str:
     )  # fmt: skip
 
 
+_FOLDS = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th"}
+
+
 def slugify(title: str, limit: int = 48) -> str:
-    words = re.findall(r"[a-z0-9]+", title.lower())
+    """`title` as the name part of a task file: lower-case words joined by `-`, at most
+    `limit` bytes. Latin letters lose their accents (`über café` -> `uber-cafe`), other
+    scripts keep theirs; nothing else (no `/`, no control character) gets in. It is made
+    of the redacted title, and never spells anything `redact` would take out."""
+    slug = _slug(redact(title), limit)
+    for _ in range(3):  # words that join into something shaped like a key
+        if redact(slug) == slug:
+            return slug or "task"
+        slug = _slug(redact(slug), limit)
+    return "task"
+
+
+def _slug(text: str, limit: int) -> str:
     slug = ""
-    for word in words:
-        if len(slug) + len(word) + 1 > limit:
+    for word in _words(text):
+        joined = f"{slug}-{word}" if slug else word
+        if len(joined.encode("utf-8")) > limit:
+            if not slug:  # one long word (a script without spaces): cut it
+                slug = word.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
             break
-        slug = f"{slug}-{word}" if slug else word
-    return slug or "task"
+        slug = joined
+    return slug
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text` (letters, marks and digits of any script), folded."""
+    words: list[str] = []
+    word: list[str] = []
+    for char in unicodedata.normalize("NFC", text):
+        for c in _fold(char):
+            if unicodedata.category(c)[0] in "LMN":
+                word.append(c)
+            elif word:
+                words.append("".join(word))
+                word = []
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def _fold(char: str) -> str:
+    """A Latin letter without its accent (`é` -> `e`, `Ａ` -> `a`); other letters lower-cased."""
+    if char.isascii():
+        return char.lower()
+    parts = unicodedata.normalize("NFKD", char)
+    if parts[0].isascii():
+        return "".join(p for p in parts if p.isascii()).lower()
+    low = char.lower()
+    return _FOLDS.get(low, low)
 
 
 def title_of(body: str, fallback: str) -> str:
@@ -309,7 +371,8 @@ def create(
     extra: dict[str, Any] | None = None,
     task_id: str | None = None,
 ) -> Task:
-    """A new task in the inbox, queued for the router."""
+    """A new task in the inbox, queued for the router (its title and brief redacted)."""
+    title, body = _clean(title), _clean(body)
     inbox = home.workspace(INBOX)
     inbox.mkdir(parents=True, exist_ok=True)
     task_id = task_id or allocate_id(home)
