@@ -120,14 +120,21 @@ def _brief(text: str | None, file: Path | None) -> str:
         raise UsageError("give the brief as TEXT or with --file F (one of the two)")
     if file is None:
         return str(text)
-    if str(file) == "-":
-        return sys.stdin.read()
     try:
-        return file.read_text(encoding="utf-8")
+        raw = _stdin_bytes() if str(file) == "-" else file.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read --file {file}: {e.strerror}") from None
+    if b"\x00" in raw:
+        raise UsageError(f"--file {file} is not text: a NUL byte at byte {raw.index(0)}")
+    try:
+        return raw.decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError:
         raise UsageError(f"cannot read --file {file}: not UTF-8 text") from None
+
+
+def _stdin_bytes() -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)
+    return stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
 
 
 @app.command()
@@ -149,8 +156,7 @@ def dispatch(
 
     brief = _brief(text, file)
     zoo = Zoo.open(_home(home))
-    source = "cli" if file is None else "file"
-    task, route = do_dispatch(zoo, brief, source=source, to=to)
+    task, route = do_dispatch(zoo, brief, to=to, file=file)
     doc = {"id": task.id, "agent": route.agent, "workspace": task.meta["workspace"],
            "path": str(task.path), "route": route.as_meta()}  # fmt: skip
     if json_out:

@@ -180,6 +180,15 @@ def _fold(char: str) -> str:
     return _FOLDS.get(low, low)
 
 
+def from_brief(meta: dict[str, Any], body: str, fallback: str) -> tuple[str, dict[str, Any]]:
+    """(title, a person's own keys) of a brief written as a file, dropped in the inbox or
+    given to `zoo dispatch --file`: the title from its front matter, else its first heading
+    or line; the keys that are not Zoo's own are kept (Zoo's own it sets itself)."""
+    title = meta.get("title")
+    title = title.strip() if isinstance(title, str) and title.strip() else ""
+    return title or title_of(body, fallback), {k: v for k, v in meta.items() if k not in FIELDS}
+
+
 def title_of(body: str, fallback: str) -> str:
     for line in body.splitlines():
         if line.startswith("# "):
@@ -190,8 +199,11 @@ def title_of(body: str, fallback: str) -> str:
     return fallback
 
 
-def parse(path: Path, text: str) -> tuple[dict[str, Any], str]:
-    """(front matter, body); a file without front matter has an empty one."""
+def parse(path: Path, text: str, *, strict_id: bool = True) -> tuple[dict[str, Any], str]:
+    """(front matter, body); a file without front matter has an empty one.
+
+    `strict_id=False` (a brief in the inbox, `zoo dispatch --file`): an `id:` that is not
+    an id is no error; the brief gets a fresh one."""
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.startswith("---\n") and not text.startswith("---\r\n"):
@@ -212,7 +224,7 @@ def parse(path: Path, text: str) -> tuple[dict[str, Any], str]:
     if not isinstance(meta, dict):
         raise TaskFileError(path, 2, None, "front matter must be a mapping of keys")
     meta = {str(k): _plain(v) for k, v in meta.items()}
-    _check_meta(path, meta, front)
+    _check_meta(path, meta, front, strict_id)
     return meta, body
 
 
@@ -227,14 +239,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_meta(path: Path, meta: dict[str, Any], front: str) -> None:
+def _check_meta(path: Path, meta: dict[str, Any], front: str, strict_id: bool) -> None:
     def fail(key: str, problem: str) -> None:
         match = re.search(rf"^{re.escape(key)}\s*:", front, re.MULTILINE)
         line = front.count("\n", 0, match.start()) + 2 if match else 2
         raise TaskFileError(path, line, key, problem)
 
-    if "id" in meta and not (isinstance(meta["id"], str) and TASK_ID.match(meta["id"])):
+    if strict_id and "id" in meta and not is_id(meta["id"]):
         fail("id", f"expected an id like T-0042, got {meta['id']!r}")
+    for key, value in meta.items():
+        if _has_nul(value):
+            fail(key, "not text: a NUL character (remove it)")
     if "status" in meta and meta["status"] not in STATUSES:
         fail("status", f"expected one of {', '.join(STATUSES)}, got {meta['status']!r}")
     for key in ("agent", "title", "workspace"):
@@ -246,6 +261,16 @@ def _check_meta(path: Path, meta: dict[str, Any], front: str) -> None:
             fail(key, f"expected a whole number, got {value!r}")
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def read(path: Path) -> Task:
     try:
         with path.open("rb") as f:
@@ -253,14 +278,60 @@ def read(path: Path) -> Task:
             mtime = os.fstat(f.fileno()).st_mtime_ns
     except FileNotFoundError:
         raise NotFound(f"task file {path} has gone (moved while Zoo read it?)") from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise TaskFileError(path, line, None, f"not text: a NUL byte (byte {nul})")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TaskFileError(path, None, None, f"not UTF-8 text (byte {e.start})") from None
-    meta, body = parse(path, text)
-    if "id" not in meta and path.parent.name != INBOX:
+    inbox = path.parent.name == INBOX
+    meta, body = parse(path, text, strict_id=not inbox)
+    if "id" not in meta and not inbox:
         raise TaskFileError(path, 1, "id", "missing: a task file needs an id in its front matter")
     return Task(path, meta, body, mtime)
+
+
+def is_id(value: Any) -> bool:
+    return isinstance(value, str) and TASK_ID.match(value) is not None
+
+
+def keeps_id(home: Home, task: Task) -> bool:
+    """Whether a task file in the inbox keeps the id of its front matter: it must be an id,
+    the file named for it (`T-0042-...md`, as Zoo names them) and no other task file have
+    it. An id Zoo has not handed out yet (a person named the file) is taken from the counter.
+    Else the brief gets a fresh id: two tasks never share one."""
+    task_id = task.meta.get("id")
+    named = TASK_NAME.match(task.path.name)
+    if not is_id(task_id) or named is None or named.group(1) != task_id:
+        return False
+    for folder in [*active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            continue
+        for name in names:  # `startswith` first: done/ may hold thousands
+            if name.startswith(task_id) and name != task.path.name and id_of(name) == task_id:
+                return False
+    _claim(home, int(task_id[2:]))
+    return True
+
+
+def id_of(name: str) -> str | None:
+    """The task id a file name says (`T-0042-fix-login.md` -> `T-0042`)."""
+    match = TASK_NAME.match(name)
+    return match.group(1) if match else None
+
+
+def _claim(home: Home, number: int) -> None:
+    """Make sure the counter never hands out `number` again."""
+    from filelock import FileLock
+
+    state = home.ensure_state()
+    with FileLock(state / "ids.lock"):
+        if number > _last_id(home, state / "last-id"):
+            atomic_write(state / "last-id", f"{number}\n")
 
 
 def save(task: Task, folder: Path | None = None) -> None:
@@ -342,12 +413,16 @@ def allocate_id(home: Home) -> str:
     state = home.ensure_state()
     counter = state / "last-id"
     with FileLock(state / "ids.lock"):
-        try:
-            last = int(counter.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            last = _highest_id(home)
+        last = _last_id(home, counter)
         atomic_write(counter, f"{last + 1}\n")
     return f"T-{last + 1:04d}"
+
+
+def _last_id(home: Home, counter: Path) -> int:
+    try:
+        return int(counter.read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return _highest_id(home)
 
 
 def _highest_id(home: Home) -> int:
