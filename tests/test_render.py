@@ -113,3 +113,27 @@ def test_show_prints_the_route_as_people_read_it(
     tasks.save(task)
     out = zoo_cli("show", "T-0001", "--home", str(home.root)).out
     assert f"\n  route: {shown}\n" in out
+
+
+def test_the_live_table_escapes_roles_and_work(tmp_path: Path) -> None:
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from zoo.liveview import View
+    from zoo.runner import RunReport
+
+    home = make_home(tmp_path / "zoo", ROSTER)
+    live = SimpleNamespace(
+        working=lambda: {"T-0001": {"agent": "lark", "since": "2026-11-24T10:00:00Z"}},
+        report=RunReport(),
+        stopping=threading.Event(),
+    )
+    view = View(live, open_zoo(home).roster)  # type: ignore[arg-type]
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(view._table())
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Writer \\x1b[5m" in shown and "T-0001 (" in shown
+    assert not RAW.search(shown)
