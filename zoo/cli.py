@@ -120,21 +120,18 @@ def _brief(text: str | None, file: Path | None) -> str:
         raise UsageError("give the brief as TEXT or with --file F (one of the two)")
     if file is None:
         return str(text)
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
     try:
-        raw = _stdin_bytes() if str(file) == "-" else file.read_bytes()
+        raw = stdin.read() if str(file) == "-" else file.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read --file {file}: {e.strerror}") from None
+    raw = raw.encode("utf-8") if isinstance(raw, str) else raw
     if b"\x00" in raw:
         raise UsageError(f"--file {file} is not text: a NUL byte at byte {raw.index(0)}")
     try:
         return raw.decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError:
         raise UsageError(f"cannot read --file {file}: not UTF-8 text") from None
-
-
-def _stdin_bytes() -> bytes:
-    stream = getattr(sys.stdin, "buffer", None)
-    return stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
 
 
 @app.command()
@@ -531,11 +528,13 @@ def memory(
 ) -> None:
     """Show or search MEMORY.md (or an agent's own memory)."""
     from zoo import render
+    from zoo.errors import NotFound, did_you_mean
     from zoo.memory import Memory, search
+    from zoo.roster import load_roster
 
     zoo_home = _home(home)
-    if agent is not None:
-        _known_agent(zoo_home, agent)
+    if agent is not None and agent not in (names := load_roster(zoo_home).agents):
+        raise NotFound(f"no agent '{agent}' in zoo.yaml{did_you_mean(agent, names)}")
     path = zoo_home.agent_memory(agent) if agent else zoo_home.memory_path
     entries = Memory(zoo_home).entries(path)
     if query:
@@ -551,15 +550,6 @@ def memory(
     for e in entries:
         render.line(f"{e.time} · {e.agent} · {e.task}")
         render.line(f"  {e.text}")
-
-
-def _known_agent(home: Home, agent: str) -> None:
-    from zoo.errors import NotFound, did_you_mean
-    from zoo.roster import load_roster
-
-    names = load_roster(home).agents
-    if agent not in names:
-        raise NotFound(f"no agent '{agent}' in zoo.yaml{did_you_mean(agent, names)}")
 
 
 def main() -> None:
@@ -579,8 +569,7 @@ def _invoke(args: list[str]) -> int:
     except click.UsageError as e:
         return _usage(e)
     except (click.Abort, KeyboardInterrupt):
-        _say("interrupted")
-        return ExitStatus.INTERRUPTED
+        return _failed("interrupted", ExitStatus.INTERRUPTED, debug=False)
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         return _failed(f"{where}{e.strerror or e}", ExitStatus.ERROR, debug)
@@ -602,25 +591,17 @@ def _usage(e: click.UsageError) -> int:
     # typer has put its "Did you mean" in the message; click would add its own again
     message = e.message if isinstance(e, _NO_SUCH_COMMAND) else e.format_message()
     command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
-    _say(f"{message} (see 'zoo{command} --help')")
-    return ExitStatus.USAGE
-
-
-def _say(message: str) -> None:
-    from zoo import render
-
-    render.error(message)
+    return _failed(f"{message} (see 'zoo{command} --help')", ExitStatus.USAGE, debug=False)
 
 
 def _failed(message: str, status: int, debug: bool) -> int:
-    """One line on stderr; with `--debug` the whole traceback instead, every secret in
-    it redacted."""
-    if not debug:
-        _say(message)
-        return status
+    """One line on stderr; with `--debug` the traceback instead (every secret redacted)."""
     import traceback
 
     from zoo import render
 
-    sys.stderr.write(render.shown(traceback.format_exc()))
+    if debug:
+        sys.stderr.write(render.shown(traceback.format_exc()))
+    else:
+        render.error(message)
     return status
