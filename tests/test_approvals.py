@@ -269,7 +269,7 @@ def test_a_tool_in_the_approval_list_waits_with_its_exact_content(
     _run(home, scripted)
     assert not (home.workspace("lark") / "post.md").exists()
     shown = zoo_cli("--home", str(home.root), "approvals", "A-0001")
-    assert "write post.md (8 chars, 1 lines)" in shown.out and "# Hello" in shown.out
+    assert "write post.md (8 chars, 1 line)" in shown.out and "# Hello" in shown.out
     assert zoo_cli("--home", str(home.root), "approve", "A-0001").code == 0
     assert (home.workspace("lark") / "post.md").read_text(encoding="utf-8") == "# Hello\n"
 

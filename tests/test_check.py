@@ -117,7 +117,7 @@ def test_a_valid_schedule_is_counted(
     home = home_here(tmp_path / "zoo", SMALL_ROSTER + NIGHTLY.format(cron="0 2 * * *"), monkeypatch)
     result = zoo_cli("check", "--home", str(home.root))
     assert result.code == 0
-    assert result.out.splitlines()[-1] == "zoo.yaml is valid: 4 agents, 1 schedules"
+    assert result.out.splitlines()[-1] == "zoo.yaml is valid: 4 agents, 1 schedule"
 
 
 def test_a_six_field_cron_expression_is_an_error(

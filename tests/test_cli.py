@@ -169,7 +169,7 @@ def test_init_scaffolds_a_working_home_with_git(tmp_path: Path, zoo_cli: ZooCli)
     assert r.code == 0, r.err
     assert (target / ".git").is_dir() and (target / ".gitignore").is_file()
     assert zoo_cli("check", "--home", str(target)).out.endswith(
-        "zoo.yaml is valid: 3 agents, 1 schedules\n"
+        "zoo.yaml is valid: 3 agents, 1 schedule\n"
     )
     zoo_cli("dispatch", "Draft a blog post about our launch", "--home", str(target))
     r = zoo_cli("run", "--once", "--home", str(target))
@@ -317,3 +317,101 @@ def test_retry_takes_several_ids_or_all(home: Home, zoo_cli: ZooCli) -> None:
     both = zoo_cli("retry", "T-0001", "--all", "--home", str(home.root))
     assert (both.code, both.err) == (
         2, "zoo: name the escalated tasks (ID...) or give --all (one of the two)\n")  # fmt: skip
+
+
+KEY = "sk-ant-api03-abcdefghijklmnopqrstuvwx"
+
+
+def _boom(*_args: object, **_kwargs: object) -> None:
+    raise RuntimeError(f"the provider said\nkey {KEY} is bad")
+
+
+def test_an_unexpected_error_is_one_redacted_line(
+    home: Home, zoo_cli: ZooCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo import reports
+
+    monkeypatch.setattr(reports, "status", _boom)
+    r = zoo_cli("status", "--home", str(home.root))
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        "zoo: internal error: RuntimeError: the provider said\\nkey [redacted] is bad "
+        "(run with --debug for the traceback)\n"
+    )
+    debug = zoo_cli("--debug", "status", "--home", str(home.root))
+    assert debug.code == 1 and debug.err.startswith("Traceback (most recent call last):\n")
+    assert "RuntimeError: the provider said\nkey [redacted] is bad\n" in debug.err
+    assert KEY not in debug.err and "sk-ant-api03" not in debug.err
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unexpected_error_in_a_real_process(home: Home, debug: bool) -> None:
+    code = (
+        "import sys\nfrom zoo import cli, reports\n"
+        "said = sys.argv[1]\n"
+        "def boom(*a, **k):\n    raise RuntimeError(said)\n"
+        "reports.status = boom\n"
+        "sys.argv = ['zoo', *sys.argv[2:]]\ncli.main()\n"
+    )
+    args = ["--debug"] if debug else []
+    result = subprocess.run([sys.executable, "-c", code, f"key {KEY}", *args, "status",
+                             "--home", str(home.root)], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert KEY not in result.stderr
+    if debug:
+        assert result.stderr.startswith("Traceback (most recent call last):\n")
+        assert result.stderr.endswith("RuntimeError: key [redacted]\n")
+    else:
+        assert result.stderr == (
+            "zoo: internal error: RuntimeError: key [redacted] "
+            "(run with --debug for the traceback)\n"
+        )
+
+
+def test_a_mistyped_command_gets_one_suggestion(zoo_cli: ZooCli) -> None:
+    r = zoo_cli("stauts")
+    assert (r.code, r.err) == (2, "zoo: No such command 'stauts'. Did you mean 'status'? "
+                                  "(see 'zoo --help')\n")  # fmt: skip
+
+
+def test_bare_zoo_prints_the_help_on_stdout_and_exits_2(zoo_cli: ZooCli) -> None:
+    r = zoo_cli()
+    assert (r.code, r.err) == (2, "")
+    assert r.out.startswith("Usage: zoo [OPTIONS] COMMAND [ARGS]...\n") and "dispatch" in r.out
+    real = subprocess.run([sys.executable, "-m", "zoo"], capture_output=True, text=True)
+    assert (real.returncode, real.stdout, real.stderr) == (2, r.out, "")
+
+
+def test_memory_limit_and_agent_are_checked(home: Home, zoo_cli: ZooCli) -> None:
+    from zoo.memory import Entry, Memory
+
+    h = ["--home", str(home.root)]
+    for step, agent in enumerate(("beaver", "owl", "lark"), start=1):
+        Memory(home).remember(Entry(tasks.utc_now(), agent, "T-0001", f"note {step}", step),
+                              shared=True)  # fmt: skip
+    assert len(json.loads(zoo_cli("memory", "--json", *h).out)) == 3
+    newest = json.loads(zoo_cli("memory", "-n", "1", "--json", *h).out)
+    assert [e["agent"] for e in newest] == ["lark"]
+    assert json.loads(zoo_cli("memory", "-n", "0", "--json", *h).out) == []
+    assert zoo_cli("memory", "-n", "0", *h).out == ""
+    negative = zoo_cli("memory", "-n", "-1", *h)
+    assert (negative.code, negative.err) == (
+        2, "zoo: Invalid value for '--limit' / '-n': -1 is not in the range x>=0. "
+        "(see 'zoo memory --help')\n")  # fmt: skip
+    nobody = zoo_cli("memory", "--agent", "nobody", *h)
+    assert (nobody.code, nobody.err) == (1, "zoo: no agent 'nobody' in zoo.yaml\n")
+    near = zoo_cli("memory", "--agent", "owll", *h)
+    assert (near.code, near.err) == (1, "zoo: no agent 'owll' in zoo.yaml (did you mean 'owl'?)\n")
+    assert zoo_cli("memory", "--agent", "owl", *h).code == 0
+
+
+def test_counts_are_singular_when_one(home: Home, zoo_cli: ZooCli) -> None:
+    h = ["--home", str(home.root)]
+    zoo_cli("dispatch", "Write the release notes", "--to", "lark", *h)
+    assert zoo_cli("log", "--verify", *h).out == "journal ok: 2 events, hash chain intact\n"
+    r = zoo_cli("run", "--once", *h)
+    assert r.out.splitlines()[-1].startswith("1 step, 0 routed, 1 done, 0 escalated in ")
+    (home.root / "zoo.yaml").write_text(
+        "version: 1\nname: one\nlead: roo\nagents: {roo: {role: Lead}}\n", encoding="utf-8"
+    )
+    assert zoo_cli("check", *h).out.endswith("zoo.yaml is valid: 1 agent, 0 schedules\n")

@@ -199,7 +199,7 @@ def test_a_stop_signal_lets_the_step_under_way_finish(
         code = runner.stop(signum)  # while beaver's model call is under way
     assert code == (130 if signum == signal.SIGINT else 0)
     assert f"{task.id} beaver finished: done" in runner.lines
-    assert runner.lines[-1].startswith("zoo runner stopped: 1 steps, 0 routed, 1 done")
+    assert runner.lines[-1].startswith("zoo runner stopped: 1 step, 0 routed, 1 done")
     done = tasks.read(home.workspace("done") / task.path.name)
     assert "Done: the notes are written." in done.body
 

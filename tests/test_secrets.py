@@ -3,6 +3,7 @@ file of the home, its git history and everything printed searched: zero hits."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from pathlib import Path
@@ -83,3 +84,41 @@ agents:
 def test_redact_catches_known_shapes_and_leaves_text_alone() -> None:
     text = "key sk-proj-abcdefghijklmnopqrstu and Bearer abcdefghijklmnopqrstuvwxyz, no sk-ok"
     assert redact(text) == "key [redacted] and [redacted], no sk-ok"
+
+
+SHAPES = [
+    "sk-ant-api03-abcdefghijklmnopqrstuv",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "Bearer abcdefghijklmnopqrstuvwxyz012345",
+    "canary-custom-0123456789abcdef",  # shaped like no key: known from the environment
+]
+
+
+@pytest.mark.parametrize("key", SHAPES)
+def test_a_key_in_a_brief_never_reaches_a_file_name_or_git_and_the_task_stays_valid(
+    tmp_path: Path, zoo_cli: ZooCli, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("ZOO_TEAM_TOKEN", "canary-custom-0123456789abcdef")
+    home = tmp_path / "zoo"
+    assert zoo_cli("init", str(home)).code == 0
+    h = ("--home", str(home))
+    sent = zoo_cli(*h, "dispatch", f"{key} please draft a post")
+    assert sent.code == 0, sent.err
+    printed = sent.out.splitlines()[1].strip()
+    assert printed == "workspaces/writer/T-0001-redacted-please-draft-a-post.md"
+    task = home / printed
+    assert task.is_file()  # the path printed is the path written
+    doc = json.loads(zoo_cli(*h, "show", "T-0001", "--json").out)
+    assert doc["path"] == printed
+    assert doc["front_matter"]["title"] == "[redacted] please draft a post"
+    for _ in range(2):  # the task file stays valid for every later run
+        ran = zoo_cli(*h, "run", "--once")
+        assert ran.code == 0, ran.err
+    assert (home / "workspaces" / "done" / task.name).is_file()
+    names = [p.name for p in home.rglob("*")]
+    history = subprocess.run(["git", "log", "--all", "-p", "--name-only"], cwd=home,
+                             capture_output=True, text=True).stdout  # fmt: skip
+    for text in ("\n".join(names), history, *(p.read_text("utf-8", errors="replace")
+                 for p in home.rglob("*") if p.is_file() and ".git" not in p.parts)):  # fmt: skip
+        assert key not in text and key.split()[-1] not in text
+    assert "T-0001 writer: [redacted] please draft a post" in history  # it was committed

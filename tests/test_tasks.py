@@ -131,3 +131,51 @@ def test_task_files_skip_temporary_and_other_files(tmp_path: Path) -> None:
     for name in ("T-0001-a.md", ".T-0002-b.md.123.zoo-tmp", "notes.md", "T-0003-c.md"):
         (tmp_path / name).write_text("x", encoding="utf-8")
     assert [p.name for p in tasks.task_files(tmp_path)] == ["T-0001-a.md", "T-0003-c.md"]
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("über café", "uber-cafe"),
+        ("Crème brûlée: straße, Æsir", "creme-brulee-strasse-aesir"),
+        ("ＦＵＬＬ width ﬁle", "full-width-file"),
+        ("Привет, мир", "привет-мир"),
+        ("ログインのバグを直す", "ログインのバグを直す"),
+        ("a/b\\c\x1b[31md\u202ee\x00f", "a-b-c-31md-e-f"),
+        ("ｱ" * 40, "ｱ" * 16),  # one long word: cut at 48 bytes, on a character
+        ("sk-ant-api03-abcdefghijklmnop draft", "redacted-draft"),
+        ("sk ant api03 abcdefghijklmnop", "redacted"),  # words that join into a key
+    ],
+)
+def test_slugs_keep_letters_of_every_script_and_stay_safe(title: str, slug: str) -> None:
+    made = tasks.slugify(title)
+    assert made == slug
+    assert len(made.encode("utf-8")) <= 48
+    assert tasks.TASK_NAME.match(f"T-0001-{made}.md")
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "sk-ant-api03-abcdefghijklmnopqrstuv please draft",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "Bearer abcdefghijklmnopqrstuvwxyz012345: a post",
+        "- [x] {a: b} # not a comment",
+        "'quoted' and \"double\"",
+        "yes",
+        "2026-11-22T14:03:00Z",
+        "über café ログ",
+        "with a NUL\x00 and \x1b escape",
+    ],
+)
+def test_front_matter_is_valid_yaml_whatever_the_title(home: Home, title: str) -> None:
+    from zoo.secrets import redact
+
+    task = tasks.create(home, title, "The brief.", source="cli")
+    again = tasks.read(task.path)
+    assert again.meta["title"] == redact(title).replace("\x00", "\ufffd")
+    assert again.meta["title"] == task.title
+    assert task.path.name == f"T-0001-{tasks.slugify(title)}.md"
+    task.meta["note"] = f"{title} again"  # a person's key: redacted and quoted too
+    tasks.save(task)
+    assert tasks.read(task.path).meta["note"] == redact(f"{title} again").replace("\x00", "\ufffd")

@@ -95,7 +95,8 @@ def preview(tool: str, args: dict[str, Any]) -> str:
     if tool == "write_file":
         content = args["content"]
         lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
-        return f"write {args['path']} ({len(content)} chars, {lines} lines)"
+        chars = f"{len(content)} char{'' if len(content) == 1 else 's'}"
+        return f"write {args['path']} ({chars}, {lines} line{'' if lines == 1 else 's'})"
     if tool == "read_file":
         return f"read {args['path']}"
     if tool == "list_files":

@@ -17,7 +17,7 @@ import typer
 from zoo import __version__
 from zoo.errors import ExitStatus, UsageError, UserError, ZooError
 from zoo.home import Home, find_home
-from zoo.secrets import redact, scan_environment
+from zoo.secrets import scan_environment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,7 +120,9 @@ def check(home: HomeOption = None, json_out: JsonOption = False) -> None:
             render.line(f"created {folder}/")
         if report.ok and report.roster is not None:
             r = report.roster
-            render.line(f"zoo.yaml is valid: {len(r.agents)} agents, {len(r.schedules)} schedules")
+            agents, schedules = len(r.agents), len(r.schedules)
+            counts = f"{render.plural(agents, 'agent')}, {render.plural(schedules, 'schedule')}"
+            render.line(f"zoo.yaml is valid: {counts}")
     if not report.ok:
         raise typer.Exit(ExitStatus.ERROR)
 
@@ -130,12 +132,16 @@ def _brief(text: str | None, file: Path | None) -> str:
         raise UsageError("give the brief as TEXT or with --file F (one of the two)")
     if file is None:
         return str(text)
-    if str(file) == "-":
-        return sys.stdin.read()
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
     try:
-        return file.read_text(encoding="utf-8")
+        raw = stdin.read() if str(file) == "-" else file.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read --file {file}: {e.strerror}") from None
+    raw = raw.encode("utf-8") if isinstance(raw, str) else raw
+    if b"\x00" in raw:
+        raise UsageError(f"--file {file} is not text: a NUL byte at byte {raw.index(0)}")
+    try:
+        return raw.decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError:
         raise UsageError(f"cannot read --file {file}: not UTF-8 text") from None
 
@@ -159,8 +165,7 @@ def dispatch(
 
     brief = _brief(text, file)
     zoo = Zoo.open(_home(home))
-    source = "cli" if file is None else "file"
-    task, route = do_dispatch(zoo, brief, source=source, to=to)
+    task, route = do_dispatch(zoo, brief, to=to, file=file)
     doc = {"id": task.id, "agent": route.agent, "workspace": task.meta["workspace"],
            "path": str(task.path), "route": route.as_meta()}  # fmt: skip
     if json_out:
@@ -241,8 +246,10 @@ def run(
 
 
 def _summary(report: RunReport) -> str:
+    from zoo.render import plural
+
     return (
-        f"{report.steps} steps, {report.routed} routed, {report.done} done, "
+        f"{plural(report.steps, 'step')}, {report.routed} routed, {report.done} done, "
         f"{report.escalated} escalated in {report.seconds:.2f}s"
     )
 
@@ -522,7 +529,7 @@ def log(
                             "bad_line": bad.line if bad else None,
                             "problem": bad.problem if bad else None})  # fmt: skip
         elif bad is None:
-            render.line(f"journal ok: {count} events, hash chain intact")
+            render.line(f"journal ok: {render.plural(count, 'event')}, hash chain intact")
         if bad is not None:
             if not json_out:
                 render.error(
@@ -536,9 +543,7 @@ def log(
         return
     for event in found:
         if json_out:
-            import json
-
-            print(json.dumps(event, ensure_ascii=False), flush=True)
+            render.json_line(event)
         else:
             render.event_line(event)
 
@@ -550,25 +555,29 @@ def memory(
         str | None, typer.Option("--agent", help="This agent's own memory instead.")
     ] = None,  # noqa: E501
     limit: Annotated[
-        int, typer.Option("--limit", "-n", help="Show at most this many (newest).")
-    ] = 20,  # noqa: E501
+        int, typer.Option("--limit", "-n", min=0, help="Show at most this many (newest).")
+    ] = 20,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Show or search MEMORY.md (or an agent's own memory)."""
     from zoo import render
+    from zoo.errors import NotFound, did_you_mean
     from zoo.memory import Memory, search
+    from zoo.roster import load_roster
 
     zoo_home = _home(home)
+    if agent is not None and agent not in (names := load_roster(zoo_home).agents):
+        raise NotFound(f"no agent '{agent}' in zoo.yaml{did_you_mean(agent, names)}")
     path = zoo_home.agent_memory(agent) if agent else zoo_home.memory_path
     entries = Memory(zoo_home).entries(path)
     if query:
         entries = search(entries, query)
-    entries = entries[-limit:] if limit > 0 else entries
+    entries = entries[len(entries) - limit :] if limit < len(entries) else entries
     if json_out:
         render.as_json([e.__dict__ for e in entries])
         return
-    if not entries:
+    if not entries and limit:
         render.line(
             f"no entries in {zoo_home.relative(path)}" + (f" matching {query!r}" if query else "")
         )
@@ -612,32 +621,43 @@ def _invoke(args: list[str]) -> int:
         result = app(args=args, prog_name="zoo", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except ZooError as e:
-        if debug:
-            return _traceback(e.exit_status)
-        sys.stderr.write(f"zoo: {redact(str(e))}\n")
-        return e.exit_status
+        return _failed(str(e), e.exit_status, debug)
     except click.UsageError as e:
-        command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
-        sys.stderr.write(f"zoo: {e.format_message()} (see 'zoo{command} --help')\n")
-        return ExitStatus.USAGE
+        return _usage(e)
     except (click.Abort, KeyboardInterrupt):
-        sys.stderr.write("zoo: interrupted\n")
-        return ExitStatus.INTERRUPTED
+        return _failed("interrupted", ExitStatus.INTERRUPTED, debug=False)
     except OSError as e:
-        if debug:
-            return _traceback(ExitStatus.ERROR)
         where = f"{e.filename}: " if e.filename else ""
-        sys.stderr.write(f"zoo: {redact(f'{where}{e.strerror or e}')}\n")
-        return ExitStatus.ERROR
-    except Exception:
-        if debug:
-            return _traceback(ExitStatus.ERROR)
-        raise
+        return _failed(f"{where}{e.strerror or e}", ExitStatus.ERROR, debug)
+    except Exception as e:  # a bug: one line, and the traceback with --debug
+        said = f": {str(e).strip()}" if str(e).strip() else ""
+        line = f"internal error: {type(e).__name__}{said} (run with --debug for the traceback)"
+        return _failed(line, ExitStatus.ERROR, debug)
 
 
-def _traceback(status: int) -> int:
-    """`--debug`: the whole traceback, with every secret in it redacted."""
+_NO_SUCH_COMMAND = getattr(click.exceptions, "NoSuchCommand", ())
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage(e: click.UsageError) -> int:
+    """A usage error in one line; bare `zoo` prints the help (on stdout, as git does)."""
+    if isinstance(e, _NO_ARGS) and e.ctx is not None:
+        sys.stdout.write(e.ctx.get_help() + "\n")
+        return ExitStatus.USAGE
+    # typer has put its "Did you mean" in the message; click would add its own again
+    message = e.message if isinstance(e, _NO_SUCH_COMMAND) else e.format_message()
+    command = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
+    return _failed(f"{message} (see 'zoo{command} --help')", ExitStatus.USAGE, debug=False)
+
+
+def _failed(message: str, status: int, debug: bool) -> int:
+    """One line on stderr; with `--debug` the traceback instead (every secret redacted)."""
     import traceback
 
-    sys.stderr.write(redact(traceback.format_exc()))
+    from zoo import render
+
+    if debug:
+        sys.stderr.write(render.shown(traceback.format_exc()))
+    else:
+        render.error(message)
     return status

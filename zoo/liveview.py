@@ -14,7 +14,7 @@ from types import TracebackType
 from rich.live import Live as RichLive
 from rich.table import Table
 
-from zoo.render import out
+from zoo.render import out, safe_markup
 from zoo.roster import Roster
 from zoo.runner import Live
 
@@ -59,6 +59,6 @@ class View:
         table.add_column("role")
         table.add_column("working on")
         for name, agent in self.roster.agents.items():
-            doing = ", ".join(working.get(name, [])) or "[dim]idle[/]"
-            table.add_row(name, agent.role, doing)
+            doing = safe_markup(", ".join(working[name])) if name in working else "[dim]idle[/]"
+            table.add_row(safe_markup(name), safe_markup(agent.role), doing)
         return table

@@ -1,4 +1,9 @@
-"""Showing results: rich tables for people, one JSON document for scripts. Decides nothing."""
+"""Showing results: rich tables for people, one JSON document for scripts. Decides nothing.
+
+Everything printed for people passes through `shown`: secrets redacted, and control
+characters (a terminal's escape sequences among them) shown escaped, so a brief or a
+model's output can never drive the terminal that displays it.
+"""
 
 from __future__ import annotations
 
@@ -15,24 +20,70 @@ from zoo.secrets import redact
 out = Console(highlight=False, soft_wrap=True)
 
 
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+_ESCAPES.update({c: f"\\u{c:04x}" for c in _BIDI})
+_ESCAPES_LINES = {c: text for c, text in _ESCAPES.items() if c not in (0x09, 0x0A)}
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), *_BIDI)}
+"""What `json.dumps(ensure_ascii=False)` leaves raw that a terminal acts on (C1, bidi)."""
+
+
+def printable(text: str, *, lines: bool = True) -> str:
+    """`text` safe to show on a terminal: control characters (ESC, C0, C1, DEL, bidi
+    overrides) written as escapes like `\\x1b`. With `lines`, newlines and tabs stay."""
+    if lines:
+        return text.replace("\r\n", "\n").translate(_ESCAPES_LINES)
+    return text.translate(_ESCAPES)
+
+
+def shown(text: object, *, lines: bool = True) -> str:
+    """What a person is shown of `text`: redacted, then `printable`."""
+    return printable(redact(str(text)), lines=lines)
+
+
+def safe_markup(text: object, *, lines: bool = False) -> str:
+    """`shown`, safe inside rich markup too."""
+    return escape(shown(text, lines=lines))
+
+
+def json_text(doc: Any, indent: int | None = 2) -> str:
+    """`doc` as JSON text: what JSON leaves raw that a terminal acts on is escaped."""
+    text = json.dumps(doc, indent=indent, ensure_ascii=False, default=str)
+    return text.translate(_JSON_ESCAPES)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 schedule`, `2 schedules`, `1,200 tokens`."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def as_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(doc) + "\n")
+
+
+def json_line(doc: Any) -> None:
+    """One JSON document on one line (`zoo log -f --json`), flushed at once."""
+    sys.stdout.write(json_text(doc, indent=None) + "\n")
+    sys.stdout.flush()
 
 
 def error(message: str) -> None:
     """The one line a person reads when something is wrong."""
-    sys.stderr.write(f"zoo: {redact(message)}\n")
+    sys.stderr.write(f"zoo: {shown(message, lines=False)}\n")
 
 
-def line(text: str) -> None:
-    out.print(escape(redact(text)))
+def line(text: str, *, lines: bool = True) -> None:
+    """A line for people; `lines=False` keeps it one line whatever `text` holds."""
+    out.print(escape(shown(text, lines=lines)))
 
 
 def status(doc: dict[str, Any]) -> None:
     zoo = doc["zoo"]
     counts = doc["tasks"]
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    out.print(f"[bold]{escape(zoo['name'])}[/] · {escape(zoo['home'])} · {summary or 'no tasks'}")
+    name, where = safe_markup(zoo["name"]), safe_markup(zoo["home"])
+    out.print(f"[bold]{name}[/] · {where} · {summary or 'no tasks'}")
     rows = [("agent", "role", "model", "workspace", "queued", "working")]
     rows += [
         (a["name"], a["role"], a["model"], a["workspace"] + "/", _n(a["queued"]), _n(a["working"]))
@@ -46,14 +97,17 @@ def status(doc: dict[str, Any]) -> None:
         line("runner: none up (start one with zoo run, or from cron: zoo cron)")
     for w in doc["working"]:
         beat = f", heartbeat {w['heartbeat_age_s']:.0f}s ago" if w.get("heartbeat_age_s") else ""
-        line(f"working: {w['task']} · {w['agent']} since {w['since']} (pid {w['pid']}{beat})")
+        line(
+            f"working: {w['task']} · {w['agent']} since {w['since']} (pid {w['pid']}{beat})",
+            lines=False,
+        )
     if doc["needs_person"]:
         out.print("\n[bold]needs a person[/]")
         for item in doc["needs_person"]:
             task = f"{item['task']} " if item.get("task") else ""
-            line(f"  {item['id']}  {task}{item['title']} · {item['reason']}")
+            line(f"  {item['id']}  {task}{item['title']} · {item['reason']}", lines=False)
     for problem in doc["broken"]:
-        line(f"broken: {problem}")
+        line(f"broken: {problem}", lines=False)
     if doc["schedules"]:
         out.print("\n[bold]schedules[/]")
         table([(s["name"], s["cron"], "-> " + s["agent"], _next_run(s), _last_run(s))
@@ -62,7 +116,7 @@ def status(doc: dict[str, Any]) -> None:
     budget = f" of ${spend['budget_usd']:.2f}" if spend["budget_usd"] is not None else ""
     line(
         f"\nspend {spend['date']}: ${spend['usd']:.2f}{budget} · "
-        f"{spend['input_tokens']:,} tokens in, {spend['output_tokens']:,} out"
+        f"{plural(spend['input_tokens'], 'token')} in, {spend['output_tokens']:,} out"
     )
     by_agent = sorted(spend["by_agent"].items(), key=lambda kv: -kv[1].get("usd", 0))
     if any(totals.get("usd") or totals.get("input_tokens") for _, totals in by_agent):
@@ -73,6 +127,7 @@ def status(doc: dict[str, Any]) -> None:
 
 def table(rows: Sequence[Sequence[str]], right: tuple[int, ...] = (), indent: str = "") -> None:
     """Aligned columns, plain text (fast: `zoo status` must start quickly)."""
+    rows = [[shown(cell, lines=False) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [
@@ -103,16 +158,30 @@ def _last_run(schedule: dict[str, Any]) -> str:
 
 def show(doc: dict[str, Any]) -> None:
     meta = doc["front_matter"]
-    out.print(f"[bold]{meta.get('id')}[/] {escape(str(meta.get('title')))}  ({doc['path']})")
+    title, path = safe_markup(meta.get("title")), safe_markup(doc["path"])
+    out.print(f"[bold]{safe_markup(meta.get('id'))}[/] {title}  ({path})")
     for key, value in meta.items():
         if key not in ("id", "title"):
-            out.print(f"  {key}: {escape(str(value))}")
+            out.print(f"  {safe_markup(key)}: {safe_markup(_readable(key, value))}")
     out.print()
-    out.print(escape(doc["body"].rstrip()))
+    out.print(escape(shown(doc["body"].rstrip())))
     if doc["events"]:
         out.print("\n[bold]history[/]")
         for event in doc["events"]:
             event_line(event)
+
+
+def _readable(key: str, value: Any) -> str:
+    """A front matter value as people read it: `rules: matched 'bug'`, not a Python repr."""
+    if key == "route" and isinstance(value, dict) and {"by", "reason"} <= set(value):
+        confidence = value.get("confidence")
+        sure = f" (confidence {confidence})" if confidence is not None else ""
+        return f"{value['by']}: {value['reason']}{sure}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_readable(str(k), v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_readable(key, v) for v in value)
+    return "" if value is None else str(value)
 
 
 def approvals(waiting: list[dict[str, Any]]) -> None:
@@ -126,20 +195,21 @@ def approvals(waiting: list[dict[str, Any]]) -> None:
 
 
 def approval(a: dict[str, Any]) -> None:
-    out.print(f"[bold]{a['id']}[/] {a['status']} · {a['task']} · {a['agent']} · {a['tool']}")
-    line(f"  {a['preview']}")
-    line(f"  why: {a['why']}")
+    head = " · ".join(safe_markup(a[k]) for k in ("status", "task", "agent", "tool"))
+    out.print(f"[bold]{safe_markup(a['id'])}[/] {head}")
+    line(f"  {a['preview']}", lines=False)
+    line(f"  why: {a['why']}", lines=False)
     line(f"  requested {a['requested']}, action sha256 {a['hash'][:16]}")
     if a.get("decided"):
         reason = f": {a['reason']}" if a.get("reason") else ""
-        line(f"  {a['status']} by {a['by']} at {a['decided']}{reason}")
+        line(f"  {a['status']} by {a['by']} at {a['decided']}{reason}", lines=False)
     line("")
     args = a["arguments"]
     if a["tool"] == "write_file":
-        line(f"--- {args['path']} ---")
+        line(f"--- {args['path']} ---", lines=False)
         line(args["content"])
     else:
-        line(json.dumps(args, indent=2, ensure_ascii=False))
+        line(json_text(args))
     if a.get("result"):
         line(f"\nresult:\n{a['result']}")
 
@@ -150,4 +220,5 @@ _HIDDEN = {"ts", "event", "prev", "hash", "task"}
 def event_line(event: dict[str, Any]) -> None:
     fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in _HIDDEN)
     task = f" {event['task']}" if event.get("task") else ""
-    out.print(f"{event.get('ts', '')[:19]} {event.get('event', '?'):<15}{task} {escape(fields)}")
+    text = f"{str(event.get('ts', ''))[:19]} {str(event.get('event', '?')):<15}{task} {fields}"
+    out.print(safe_markup(text))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from zoo import leases, playbooks, tasks
@@ -190,17 +191,38 @@ def route_task(zoo: Zoo, task: Task, route: Route | None = None) -> Route:
 
 
 def dispatch(
-    zoo: Zoo, text: str, *, source: str = "cli", to: str | None = None, title: str | None = None
+    zoo: Zoo,
+    text: str,
+    *,
+    source: str | None = None,
+    to: str | None = None,
+    title: str | None = None,
+    file: Path | None = None,
 ) -> tuple[Task, Route]:
-    """Write a brief into the inbox and route it now."""
-    if not text.strip():
+    """Write a brief into the inbox and route it now.
+
+    `file`: the brief is that file's text, read like a file dropped in the inbox: the
+    title from its front matter (else its first heading or line), its own keys kept.
+    `source` is `cli`, or `file` when there is one."""
+    if "\x00" in text:
+        at = len(text[: text.index("\x00")].encode("utf-8", errors="surrogatepass"))
+        raise UsageError(f"the brief is not text: a NUL byte at byte {at}")
+    extra = None
+    if file is not None:
+        meta, text = tasks.parse(file, text, strict_id=False)
+        if text.strip() or meta.get("title"):
+            fallback = "Untitled brief" if str(file) == "-" else file.stem
+            title, extra = tasks.from_brief(meta, text, fallback)
+    if not text.strip() and not title:
         raise UsageError("the brief is empty")
+    source = source or ("cli" if file is None else "file")
     route = explicit(zoo.roster, to) if to and to != zoo.roster.lead else None
     task_id = tasks.allocate_id(zoo.home)
     # the lease keeps a running runner from routing the brief too while this does
     with leases.hold(zoo.home, task_id, zoo.roster.lead, tasks.utc_now()):
         brief_title = title or tasks.title_of(text, "Untitled brief")
-        task = tasks.create(zoo.home, brief_title, text, source=source, task_id=task_id)
+        task = tasks.create(zoo.home, brief_title, text, source=source, task_id=task_id,
+                            extra=extra)  # fmt: skip
         zoo.journal.write("task.created", task=task.id, source=source, title=task.title)
         try:
             route = route_task(zoo, task, route)

@@ -511,8 +511,9 @@ def _settle_copies(zoo: Zoo, task: Task, folders: list[Path]) -> Task | None:
 
 
 def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, int]]) -> Task | None:
+    """The task at `path` (a broken file is reported once); an inbox id not its own is renewed."""
     try:
-        return tasks.read(path)
+        task = tasks.read(path)
     except NotFound:
         return None  # moved away since the folder was listed
     except TaskFileError as e:
@@ -523,6 +524,9 @@ def _read(zoo: Zoo, path: Any, report: RunReport, seen_broken: set[tuple[str, in
             zoo.journal.write("task.invalid", path=zoo.home.relative(path), error=e.problem,
                               line=e.line, key=e.key)  # fmt: skip
         return None
+    if path.parent.name == INBOX and "id" in task.meta and not tasks.keeps_id(zoo.home, task):
+        return _adopt(zoo, task)
+    return task
 
 
 def _requeue(zoo: Zoo, task: Task, report: RunReport) -> None:
@@ -560,19 +564,23 @@ def _route_inbox(zoo: Zoo, task: Task, report: RunReport) -> Task | None:
 
 
 def _adopt(zoo: Zoo, dropped: Task) -> Task:
-    """Give a brief a person dropped in the inbox an id and front matter."""
-    title = str(dropped.meta.get("title") or tasks.title_of(dropped.body, dropped.path.stem))
+    """Give a brief in the inbox a fresh id and Zoo's front matter (its own keys stay)."""
+    title, extra = tasks.from_brief(dropped.meta, dropped.body, dropped.path.stem)
     task_id = tasks.allocate_id(zoo.home)
-    meta = {**dropped.meta, "id": task_id, "title": title, "status": "queued",
-            "workspace": INBOX, "created": utc_now(), "source": "file", "steps": 0}  # fmt: skip
+    meta = {**extra, "id": task_id, "title": title, "status": "queued", "workspace": INBOX,
+            "created": utc_now(), "source": "file", "steps": 0}  # fmt: skip
     body = (
         dropped.body if dropped.body.lstrip().startswith("# ") else f"# {title}\n\n{dropped.body}"
     )
     task = Task(dropped.path.with_name(f"{task_id}-{tasks.slugify(title)}.md"), meta, body)
     task.meta["updated"] = utc_now()
     atomic_move(dropped.path, task.path, task.render())
-    zoo.journal.write("task.created", task=task_id, source="file", title=title,
-                      file=dropped.path.name)  # fmt: skip
+    events = [("task.created", {"task": task_id, "source": "file", "title": title,
+                                "file": dropped.path.name})]  # fmt: skip
+    if dropped.meta.get("id") is not None:  # it said an id it cannot keep
+        events.append(("task.renumbered", {"task": task_id, "from": str(dropped.meta["id"]),
+                                           "file": dropped.path.name}))  # fmt: skip
+    zoo.journal.write_many(events)
     return task
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -22,7 +23,7 @@ import yaml
 from zoo.errors import NotFound, TaskFileError
 from zoo.fs import TMP_SUFFIX, atomic_move, atomic_write, create_exclusive
 from zoo.home import DONE, ESCALATIONS, INBOX, Home
-from zoo.secrets import redact
+from zoo.secrets import redact, redact_all
 
 STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
 FIELDS = (
@@ -30,7 +31,9 @@ FIELDS = (
     "route", "steps", "handoffs", "tokens", "approval", "escalation",
 )  # fmt: skip
 """Front matter keys in the order Zoo writes them; keys a person adds are kept after them."""
-TASK_NAME = re.compile(r"^(T-\d{4,})(?:-[A-Za-z0-9_.-]*)?\.md$")
+_SLUG_CHAR = r"[^\s/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+TASK_NAME = re.compile(rf"^(T-\d{{4,}})(?:-{_SLUG_CHAR}*)?\.md$")
+"""`<id>-<slug>.md`; a slug keeps the letters of any script (`T-0042-ログイン.md`)."""
 TASK_ID = re.compile(r"^T-\d{4,}$")
 _TIMESTAMP = re.compile(r"^(\w+): '(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)'$", re.MULTILINE)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -79,11 +82,14 @@ class Task:
         return int(self.meta.get("steps") or 0)
 
     def render(self) -> str:
-        ordered = {k: self.meta[k] for k in FIELDS if self.meta.get(k) is not None}
-        ordered.update({k: v for k, v in self.meta.items() if k not in ordered})
+        """The file's text. No key is ever written to a task file: the values are redacted
+        before they are dumped, so YAML quotes what the redaction leaves (`[redacted] ...`)."""
+        meta = _clean(self.meta)
+        ordered = {k: meta[k] for k in FIELDS if meta.get(k) is not None}
+        ordered.update({k: v for k, v in meta.items() if k not in ordered})
         front = _TIMESTAMP.sub(r"\1: \2", _dump_front(ordered))
-        body = self.body if self.body.endswith("\n") else self.body + "\n"
-        return redact(f"---\n{front}---\n{body}")  # no key is ever written to a task file
+        body = _clean(self.body if self.body.endswith("\n") else self.body + "\n")
+        return f"---\n{front}---\n{body}"
 
     def append_section(self, heading: str, text: str) -> None:
         self.body = self.body.rstrip("\n") + f"\n\n## {heading}\n\n{text.strip()}\n"
@@ -134,6 +140,17 @@ def _snapshot(task: Task, st: os.stat_result) -> None:
     task.base = Snapshot(_signature(st), copy.deepcopy(task.meta), task.body)
 
 
+def _clean(value: Any) -> Any:
+    """`value` as Zoo writes it: every secret redacted (keys too), no NUL character."""
+    if isinstance(value, str):
+        return redact(value).replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return redact_all(value)
+
+
 def _dump_front(meta: dict[str, Any]) -> str:
     """Block style at the top, flow style for nested values (`route: {by: rules, ...}`)."""
     parts: list[str] = []
@@ -156,14 +173,68 @@ def _dump(data: dict[str, Any], flow: bool | None) -> str:
     )  # fmt: skip
 
 
+_FOLDS = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th"}
+
+
 def slugify(title: str, limit: int = 48) -> str:
-    words = re.findall(r"[a-z0-9]+", title.lower())
+    """`title` as the name part of a task file: lower-case words joined by `-`, at most
+    `limit` bytes. Latin letters lose their accents (`über café` -> `uber-cafe`), other
+    scripts keep theirs; nothing else (no `/`, no control character) gets in. It is made
+    of the redacted title, and never spells anything `redact` would take out."""
+    slug = _slug(redact(title), limit)
+    for _ in range(3):  # words that join into something shaped like a key
+        if redact(slug) == slug:
+            return slug or "task"
+        slug = _slug(redact(slug), limit)
+    return "task"
+
+
+def _slug(text: str, limit: int) -> str:
     slug = ""
-    for word in words:
-        if len(slug) + len(word) + 1 > limit:
+    for word in _words(text):
+        joined = f"{slug}-{word}" if slug else word
+        if len(joined.encode("utf-8")) > limit:
+            if not slug:  # one long word (a script without spaces): cut it
+                slug = word.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
             break
-        slug = f"{slug}-{word}" if slug else word
-    return slug or "task"
+        slug = joined
+    return slug
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text` (letters, marks and digits of any script), folded."""
+    words: list[str] = []
+    word: list[str] = []
+    for char in unicodedata.normalize("NFC", text):
+        for c in _fold(char):
+            if unicodedata.category(c)[0] in "LMN":
+                word.append(c)
+            elif word:
+                words.append("".join(word))
+                word = []
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def _fold(char: str) -> str:
+    """A Latin letter without its accent (`é` -> `e`, `Ａ` -> `a`); other letters lower-cased."""
+    if char.isascii():
+        return char.lower()
+    parts = unicodedata.normalize("NFKD", char)
+    if parts[0].isascii():
+        return "".join(p for p in parts if p.isascii()).lower()
+    low = char.lower()
+    return _FOLDS.get(low, low)
+
+
+def from_brief(meta: dict[str, Any], body: str, fallback: str) -> tuple[str, dict[str, Any]]:
+    """(title, a person's own keys) of a brief written as a file, dropped in the inbox or
+    given to `zoo dispatch --file`: the title from its front matter, else its first heading
+    or line; the keys that are not Zoo's own are kept (Zoo's own it sets itself)."""
+    title = meta.get("title")
+    title = title.strip() if isinstance(title, str) and title.strip() else ""
+    return title or title_of(body, fallback), {k: v for k, v in meta.items() if k not in FIELDS}
 
 
 def title_of(body: str, fallback: str) -> str:
@@ -176,8 +247,11 @@ def title_of(body: str, fallback: str) -> str:
     return fallback
 
 
-def parse(path: Path, text: str) -> tuple[dict[str, Any], str]:
-    """(front matter, body); a file without front matter has an empty one."""
+def parse(path: Path, text: str, *, strict_id: bool = True) -> tuple[dict[str, Any], str]:
+    """(front matter, body); a file without front matter has an empty one.
+
+    `strict_id=False` (a brief in the inbox, `zoo dispatch --file`): an `id:` that is not
+    an id is no error; the brief gets a fresh one."""
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.startswith("---\n") and not text.startswith("---\r\n"):
@@ -198,7 +272,7 @@ def parse(path: Path, text: str) -> tuple[dict[str, Any], str]:
     if not isinstance(meta, dict):
         raise TaskFileError(path, 2, None, "front matter must be a mapping of keys")
     meta = {str(k): _plain(v) for k, v in meta.items()}
-    _check_meta(path, meta, front)
+    _check_meta(path, meta, front, strict_id)
     return meta, body
 
 
@@ -213,14 +287,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_meta(path: Path, meta: dict[str, Any], front: str) -> None:
+def _check_meta(path: Path, meta: dict[str, Any], front: str, strict_id: bool) -> None:
     def fail(key: str, problem: str) -> None:
         match = re.search(rf"^{re.escape(key)}\s*:", front, re.MULTILINE)
         line = front.count("\n", 0, match.start()) + 2 if match else 2
         raise TaskFileError(path, line, key, problem)
 
-    if "id" in meta and not (isinstance(meta["id"], str) and TASK_ID.match(meta["id"])):
+    if strict_id and "id" in meta and not is_id(meta["id"]):
         fail("id", f"expected an id like T-0042, got {meta['id']!r}")
+    for key, value in meta.items():
+        if _has_nul(value):
+            fail(key, "not text: a NUL character (remove it)")
     if "status" in meta and meta["status"] not in STATUSES:
         fail("status", f"expected one of {', '.join(STATUSES)}, got {meta['status']!r}")
     for key in ("agent", "title", "workspace"):
@@ -232,6 +309,16 @@ def _check_meta(path: Path, meta: dict[str, Any], front: str) -> None:
             fail(key, f"expected a whole number, got {value!r}")
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def read(path: Path) -> Task:
     try:
         with path.open("rb") as f:
@@ -240,16 +327,62 @@ def read(path: Path) -> Task:
             mtime, signature = st.st_mtime_ns, _signature(st)
     except FileNotFoundError:
         raise NotFound(f"task file {path} has gone (moved while Zoo read it?)") from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise TaskFileError(path, line, None, f"not text: a NUL byte (byte {nul})")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TaskFileError(path, None, None, f"not UTF-8 text (byte {e.start})") from None
-    meta, body = parse(path, text)
-    if "id" not in meta and path.parent.name != INBOX:
+    inbox = path.parent.name == INBOX
+    meta, body = parse(path, text, strict_id=not inbox)
+    if "id" not in meta and not inbox:
         raise TaskFileError(path, 1, "id", "missing: a task file needs an id in its front matter")
     task = Task(path, meta, body, mtime)
     task.base = Snapshot(signature, copy.deepcopy(meta), body)
     return task
+
+
+def is_id(value: Any) -> bool:
+    return isinstance(value, str) and TASK_ID.match(value) is not None
+
+
+def keeps_id(home: Home, task: Task) -> bool:
+    """Whether a task file in the inbox keeps the id of its front matter: it must be an id,
+    the file named for it (`T-0042-...md`, as Zoo names them) and no other task file have
+    it. An id Zoo has not handed out yet (a person named the file) is taken from the counter.
+    Else the brief gets a fresh id: two tasks never share one."""
+    task_id = task.meta.get("id")
+    named = TASK_NAME.match(task.path.name)
+    if not is_id(task_id) or named is None or named.group(1) != task_id:
+        return False
+    for folder in [*active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            continue
+        for name in names:  # `startswith` first: done/ may hold thousands
+            if name.startswith(task_id) and name != task.path.name and id_of(name) == task_id:
+                return False
+    _claim(home, int(task_id[2:]))
+    return True
+
+
+def id_of(name: str) -> str | None:
+    """The task id a file name says (`T-0042-fix-login.md` -> `T-0042`)."""
+    match = TASK_NAME.match(name)
+    return match.group(1) if match else None
+
+
+def _claim(home: Home, number: int) -> None:
+    """Make sure the counter never hands out `number` again."""
+    from filelock import FileLock
+
+    state = home.ensure_state()
+    with FileLock(state / "ids.lock"):
+        if number > _last_id(home, state / "last-id"):
+            atomic_write(state / "last-id", f"{number}\n")
 
 
 def save(task: Task, folder: Path | None = None) -> HandEdit | None:
@@ -397,12 +530,16 @@ def allocate_id(home: Home) -> str:
     state = home.ensure_state()
     counter = state / "last-id"
     with FileLock(state / "ids.lock"):
-        try:
-            last = int(counter.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            last = _highest_id(home)
+        last = _last_id(home, counter)
         atomic_write(counter, f"{last + 1}\n")
     return f"T-{last + 1:04d}"
+
+
+def _last_id(home: Home, counter: Path) -> int:
+    try:
+        return int(counter.read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return _highest_id(home)
 
 
 def _highest_id(home: Home) -> int:
@@ -426,7 +563,8 @@ def create(
     extra: dict[str, Any] | None = None,
     task_id: str | None = None,
 ) -> Task:
-    """A new task in the inbox, queued for the router."""
+    """A new task in the inbox, queued for the router (its title and brief redacted)."""
+    title, body = _clean(title), _clean(body)
     inbox = home.workspace(INBOX)
     inbox.mkdir(parents=True, exist_ok=True)
     task_id = task_id or allocate_id(home)
