@@ -103,16 +103,16 @@ def turn(
 
 
 def _ask(zoo: Zoo, task: Task, agent: str, tier: str, request: Request, events: _Events) -> Reply:
-    """One model call, paid for and journaled before the step log records its reply."""
-    zoo.check_budget(tier, request, int(task.meta.get("tokens") or 0))
+    """One model call within the budget (its estimate reserved before it starts, settled
+    after), paid for and journaled before the step log records its reply."""
+    used = int(task.meta.get("tokens") or 0)
     try:
-        reply = zoo.models.for_tier(tier).complete(request)
+        reply, usd = zoo.paid_call(agent, tier, request, task=task.id, task_tokens=used)
     except ModelError as e:
         events.pending += attempt_events(e.attempts, task.id, agent)
         raise
     events.pending += attempt_events(reply.attempts, task.id, agent)
     _count_tokens(task, reply)
-    usd = zoo.spent(agent, reply.tier or tier, reply.usage)
     events.add("model.reply", {**_reply_fields(task, agent, reply.tier or tier, reply), "usd": usd})
     events.flush()
     return reply
