@@ -20,6 +20,7 @@ from zoo.home import Home
 from zoo.journal import read_events
 from zoo.models.base import Model, Request, Usage, estimate_tokens
 from zoo.models.base import Reply as ModelReply
+from zoo.models.scripted import ScriptedModel, call, says
 from zoo.roster import Budget
 from zoo.router import dispatch
 from zoo.runner import run_once, runner_lock
@@ -249,3 +250,34 @@ def test_a_tasks_tokens_count_what_its_calls_under_way_hold(home: Home) -> None:
         r"budget.task_tokens \(1,000\)$",
     ):
         ledger.reserve(budget, "beaver", 0.0, 400, task="T-0001", task_used=100)
+
+
+def test_the_routers_call_waits_for_the_budget_like_an_agents(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "zoo", paid_roster())
+    scripted = ScriptedModel([says("", call("route", agent="beaver", reason="code", confidence=1))])
+    zoo = Zoo.open(home, env={}, model=scripted)
+    reserved, failed = threading.Event(), threading.Event()
+
+    def call_under_way() -> None:  # holds $2.00 of the $2.10, then fails
+        held = zoo.ledger.reserve(zoo.roster.budget, "beaver", DAILY - 0.1, 0)
+        reserved.set()
+        failed.wait(10)
+        zoo.ledger.release(held)
+
+    holder = threading.Thread(target=call_under_way)
+    holder.start()
+    assert reserved.wait(10)
+    routed: list[str | None] = []
+    router = threading.Thread(
+        target=lambda: routed.append(dispatch(zoo, "Tidy up the module")[1].agent)
+    )
+    router.start()
+    wait_until_waiting(zoo.ledger, 1)  # $2.00 held + the route's $0.128 > $2.10: it waits
+    assert scripted.requests == []
+    failed.set()
+    holder.join(10)
+    router.join(10)
+    assert routed == ["beaver"] and len(scripted.requests) == 1
+    [reply] = [e for e in read_events(home.journal_path) if e["event"] == "model.reply"]
+    assert (reply["purpose"], reply["task"]) == ("route", "T-0001")
+    scripted.assert_done()

@@ -50,7 +50,7 @@ class Reservation:
     usd: float
     tokens: int
     """Input + output tokens estimated."""
-    thread: int = field(default_factory=threading.get_ident)
+    thread: threading.Thread = field(default_factory=threading.current_thread, repr=False)
     """The thread that holds it: a thread never waits for its own reservations."""
 
 
@@ -139,7 +139,7 @@ class Ledger:
     ) -> bool:
         """True if the call fits now, False if it may once others' calls settle (it waits);
         raises when it cannot (what this thread holds cannot settle while it waits)."""
-        mine = [r for r in self._held if r.thread == threading.get_ident()]
+        mine = [r for r in self._held if r.thread is threading.current_thread()]
         own_tokens = sum(r.tokens for r in mine if task is not None and r.task == task)
         self._refuse_if_over(budget, usd, tokens, task_used, sum(r.usd for r in mine),
                              own_tokens)  # fmt: skip
