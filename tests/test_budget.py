@@ -5,6 +5,7 @@ same figure (issue 11, point 1)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -281,3 +282,34 @@ def test_the_routers_call_waits_for_the_budget_like_an_agents(tmp_path: Path) ->
     [reply] = [e for e in read_events(home.journal_path) if e["event"] == "model.reply"]
     assert (reply["purpose"], reply["task"]) == ("route", "T-0001")
     scripted.assert_done()
+
+
+def test_spend_being_written_to_spend_json_still_counts(home: Home) -> None:
+    """While flush waits for the file (another process is writing spend.json), the spend
+    it took out of memory still counts, so no reservation is decided against less."""
+    from filelock import FileLock
+
+    ledger = Ledger(home)
+    ledger.settle(ledger.reserve(Budget(daily_usd=1.0), "beaver", 0.5, 10), Usage(0, 10), 0.5)
+    other = FileLock(home.ensure_state() / "spend.lock")
+    with other:
+        flusher = threading.Thread(target=ledger.flush)
+        flusher.start()
+        deadline = time.monotonic() + 10
+        while not _in(flusher, "acquire"):  # flush is waiting for the file lock
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert ledger.today_usd() == pytest.approx(0.5)
+        with pytest.raises(BudgetExceeded, match=r"^daily budget: \$0\.50 spent today"):
+            ledger.reserve(Budget(daily_usd=1.0), "owl", 0.6, 10)
+    flusher.join(10)
+    assert ledger.today_usd() == pytest.approx(0.5) and spend_of(home) == 0.5
+
+
+def _in(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
