@@ -72,10 +72,12 @@ class Zoo:
         reservation = self.reserve(agent, tier, request, task=task, task_tokens=task_tokens)
         try:
             reply = self.models.for_tier(tier).complete(request)
+            usd = self._cost(reply.tier or tier, reply.usage)
         except BaseException:
             self.ledger.release(reservation)
             raise
-        return reply, self.settle(reservation, reply.tier or tier, reply.usage)
+        self.ledger.settle(reservation, reply.usage, usd)
+        return reply, usd
 
     def reserve(
         self, agent: str, tier: str, request: Request, *, task: str | None = None,
