@@ -71,7 +71,7 @@ def test_plan_creates_nothing(home: Home, zoo_cli: ZooCli) -> None:
     assert r.out == "beaver · rules: matched 'bug'\nchain: beaver -> owl -> lark -> done\n"
     doc = json.loads(zoo_cli("plan", "x", "--to", "owl", "--home", str(home.root), "--json").out)
     assert doc == {"agent": "owl", "route": {"by": "cli", "reason": "sent with --to"},
-                   "chain": ["owl", "lark"]}  # fmt: skip
+                   "chain": ["owl", "lark"], "cycle": False, "asked_model": False}  # fmt: skip
     assert not home.workspaces.exists()
 
 
@@ -97,7 +97,8 @@ def test_run_once_then_status_show_and_log(home: Home, zoo_cli: ZooCli) -> None:
     people = zoo_cli("status", *h).out
     assert "needs a person" in people and "T-0002" in people
     events = json.loads(zoo_cli("log", "--task", "T-0002", "--json", *h).out)
-    assert [e["event"] for e in events] == ["task.created", "task.escalated"]
+    # the lead's routing call is journaled like any call
+    assert [e["event"] for e in events] == ["task.created", "model.reply", "task.escalated"]
     owl = json.loads(zoo_cli("log", "--agent", "owl", "--since", "1h", "--json", *h).out)
     assert owl and all("owl" in (e.get("agent"), e.get("from")) for e in owl)
     assert json.loads(zoo_cli("log", "--since", "2999-01-01", "--json", *h).out) == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import sys
+import threading
+import time
 
 import pytest
 
@@ -81,3 +84,61 @@ def test_errors_that_cannot_pass_are_not_retried() -> None:
     with pytest.raises(ModelHTTPError) as raised:
         denied.complete(Request("s", ()))
     assert clock.slept == [] and [a.then for a in raised.value.attempts] == ["give up"]
+
+
+def test_retry_after_0_is_honoured_not_replaced_by_the_backoff() -> None:
+    """`retry-after: 0` means "now": neither the retry nor the provider's other callers
+    wait the default backoff (`or` took 0 for "not said")."""
+    clock = Clock()
+    model = ScriptedModel([ModelHTTPError("429", 429, retry_after=0.0), Reply("ok")])
+    limiter = Limiter(Limit(concurrency=4), clock, clock.sleep)
+    chain = [Link("fast", "m", lambda: model, limiter)]
+    flaky = Resilient(chain, 2, backoff_s=5.0, sleep=clock.sleep, rng=random.Random(7))
+    assert flaky.complete(Request("s", ())).text == "ok"
+    assert clock.slept == [0.0]  # the retry's own wait; the limiter did not pause 5 s
+    with limiter.slot(0) as waited:
+        assert waited == 0.0
+
+
+def test_concurrent_first_calls_build_the_provider_model_once() -> None:
+    """The first calls of a tier, from several threads at once, build one client."""
+    built: list[int] = []
+    release = threading.Event()
+    model = ScriptedModel([Reply("ok")] * 8)
+
+    def builder() -> ScriptedModel:
+        built.append(threading.get_ident())
+        assert release.wait(10)
+        return model
+
+    flaky = Resilient([Link("fast", "m", builder)], 0)
+    replies: list[str] = []
+    workers = [threading.Thread(target=lambda: replies.append(flaky.complete(
+        Request("s", ())).text)) for _ in range(8)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    _wait_until_parked(workers)
+    release.set()
+    for worker in workers:
+        worker.join(10)
+    assert replies == ["ok"] * 8 and len(built) == 1
+
+
+def _wait_until_parked(threads: list[threading.Thread]) -> None:
+    """Until every thread is in the builder or waiting at the lock to build (`built`);
+    without the lock they would all be in the builder."""
+    deadline = time.monotonic() + 10
+    while True:
+        frames = sys._current_frames()
+        parked = 0
+        for thread in threads:
+            frame = frames.get(thread.ident or -1)
+            stack = []
+            while frame is not None:
+                stack.append(frame.f_code.co_name)
+                frame = frame.f_back
+            parked += "builder" in stack or (bool(stack) and stack[0] == "built")
+        if parked == len(threads):
+            return
+        assert time.monotonic() < deadline, f"{parked} of {len(threads)} threads parked"
+        time.sleep(0.001)

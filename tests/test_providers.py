@@ -152,17 +152,21 @@ def test_a_fallback_that_answers_is_used_and_priced_as_itself(
     assert reply["tier"] == "gpt" and reply["usd"] == 0.0
 
 
-@pytest.mark.parametrize(("model", "fault"), [
-    ("claude", "truncate"), ("gpt", "truncate"), ("claude", "disconnect"), ("gpt", "malformed"),
+@pytest.mark.parametrize(("model", "fault", "after"), [
+    ("claude", "truncate", 2), ("gpt", "truncate", 2), ("claude", "disconnect", 2),
+    ("gpt", "disconnect", 2), ("claude", "malformed", 3), ("gpt", "malformed", 2),
 ])  # fmt: skip
 def test_a_broken_stream_is_a_failed_call_never_a_reply(
-    tmp_path: Path, llm: LLMockServer, model: str, fault: str
+    tmp_path: Path, llm: LLMockServer, model: str, fault: str, after: int
 ) -> None:
+    """Each break as the SDK really raises it (httpx2's RemoteProtocolError, the SDK's
+    APIConnectionError, a JSONDecodeError from a chunk; the 3rd Anthropic chunk, as the
+    SDK skips a broken `ping`) is a connection error, retried."""
     home = wired(tmp_path, llm, model=model)
     brief(home)
     chat = COMPLETIONS if model == "gpt" else ANTHROPIC
     llm.state.scenarios.add(
-        StreamFault(fault, after_chunks=2),  # type: ignore[arg-type]
+        StreamFault(fault, after_chunks=after),  # type: ignore[arg-type]
         Reply(text="The whole answer, first try, cut short.", match=chat),
         Reply(text="The whole answer.", match=chat),
     )
@@ -172,6 +176,27 @@ def test_a_broken_stream_is_a_failed_call_never_a_reply(
     assert (attempt["kind"], attempt["then"]) == ("ModelConnectionError", "retry")
     done = tasks.read(next(home.workspace("done").iterdir()))
     assert "The whole answer." in done.body and "first try" not in done.body
+
+
+@pytest.mark.parametrize("model", ["claude", "gpt"])
+def test_a_bug_in_zoos_reading_code_is_a_bug_not_a_retried_connection_error(
+    tmp_path: Path, llm: LLMockServer, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    home = wired(tmp_path, llm, model=model)
+    brief(home)
+    module = "anthropic" if model == "claude" else "openai"
+
+    def broken(stream: object) -> object:
+        for _ in stream:  # type: ignore[attr-defined]
+            pass
+        raise TypeError("a bug in Zoo's reading code")
+
+    monkeypatch.setattr(f"zoo.models.{module}._read", broken)
+    llm.state.scenarios.add(Reply(text="Fine.", times=None))
+    with pytest.raises(TypeError, match="a bug in Zoo's reading code"):
+        run(home)
+    assert len(posts(llm)) == 1  # asked once: not retried, not a fallback
+    assert events(home, "model.attempt") == []
 
 
 def test_malformed_tool_arguments_are_a_tool_error(tmp_path: Path, llm: LLMockServer) -> None:

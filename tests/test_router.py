@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import open_zoo
+from tests.conftest import ZooCli, make_home, open_zoo
 from zoo import tasks
 from zoo.errors import ModelError, NotFound
 from zoo.home import Home
+from zoo.journal import read_events
+from zoo.models.base import Attempt, Usage
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.router import by_rules, dispatch, plan
 
@@ -96,3 +102,78 @@ def test_plan_shows_the_chain_and_creates_nothing(home: Home) -> None:
     result = plan(open_zoo(home), "Fix the login bug")
     assert result.route.agent == "beaver" and result.chain == ["beaver", "owl", "lark"]
     assert not home.workspaces.exists() or not any(home.workspaces.rglob("T-*.md"))
+
+
+PAID = """\
+version: 1
+name: plan
+lead: roo
+models:
+  paid:
+    provider: anthropic
+    model: claude-haiku-4-5
+    price: {input_per_mtok: 1.0, output_per_mtok: 5.0}
+defaults: {model: paid}
+agents:
+  roo: {role: Lead, description: Routes briefs.}
+  writer: {role: Writer, description: Writes posts., handoff: [editor]}
+  editor: {role: Editor, description: Edits posts., routes: [edit], handoff: [writer]}
+"""
+
+
+def test_plans_model_call_is_journaled_and_counted_in_spend(
+    tmp_path: Path, scripted: ScriptedModel
+) -> None:
+    home = make_home(tmp_path / "zoo", PAID)
+    answer = says("", call("route", agent="writer", reason="a post", confidence=0.9))
+    scripted.add(replace(answer, usage=Usage(1000, 100), model="m-1"))
+    result = plan(open_zoo(home, scripted), "Announce our new office")
+    assert result.route.agent == "writer" and result.asked_model
+    assert scripted.requests[0].meta == {"agent": "roo", "task": None, "purpose": "plan"}
+    [reply] = [e for e in read_events(home.journal_path) if e["event"] == "model.reply"]
+    assert reply["purpose"] == "plan" and reply.get("task") is None and reply["agent"] == "roo"
+    assert (reply["input_tokens"], reply["output_tokens"], reply["usd"]) == (1000, 100, 0.0015)
+    day = next(iter(json.loads((home.state / "spend.json").read_text("utf-8")).values()))
+    assert (day["usd"], day["by_agent"]["roo"]["input_tokens"]) == (0.0015, 1000)
+    assert not any(home.workspaces.rglob("T-*.md")) if home.workspaces.exists() else True
+
+
+def test_a_failed_plan_call_journals_its_attempts_with_the_purpose(
+    tmp_path: Path, scripted: ScriptedModel
+) -> None:
+    home = make_home(tmp_path / "zoo", PAID)
+    error = ModelError("server said 500")
+    error.attempts = (Attempt("paid", "claude-haiku-4-5", "server said 500", "ModelError",
+                              0.0, "give up"),)  # fmt: skip
+    scripted.add(error)
+    result = plan(open_zoo(home, scripted), "Announce our new office")
+    assert result.asked_model and result.route.agent is None
+    [attempt] = [e for e in read_events(home.journal_path) if e["event"] == "model.attempt"]
+    assert attempt["purpose"] == "plan" and attempt["then"] == "give up"
+    assert not (home.state / "spend.json").exists()  # it failed: nothing was spent
+
+
+def test_zoo_plan_says_it_asked_the_leads_model(home: Home, zoo_cli: ZooCli) -> None:
+    r = zoo_cli("plan", "Ponder the meaning of life", "--home", str(home.root))
+    assert r.code == 0
+    assert r.out.splitlines()[0] == ("no routes word matched: asked the lead's model (roo, "
+                                     "tier offline; journaled, counted in spend)")  # fmt: skip
+    doc = json.loads(zoo_cli("plan", "Ponder the meaning of life", "--home", str(home.root),
+                             "--json").out)  # fmt: skip
+    assert doc["asked_model"] is True
+    kinds = [(e["event"], e["purpose"]) for e in read_events(home.journal_path)]
+    assert kinds == [("model.reply", "plan")] * 2
+    rules = zoo_cli("plan", "Fix the login bug", "--home", str(home.root))
+    assert "asked the lead's model" not in rules.out
+
+
+def test_zoo_plan_shows_a_handoff_cycle_as_a_cycle(tmp_path: Path, zoo_cli: ZooCli) -> None:
+    home = make_home(tmp_path / "zoo", PAID)
+    r = zoo_cli("plan", "Please edit the post", "--home", str(home.root))
+    assert r.out == (
+        "editor · rules: matched 'edit'\n"
+        "chain: editor -> writer -> editor -> ... (a cycle: max_handoffs applies)\n"
+    )
+    doc = json.loads(zoo_cli("plan", "x", "--to", "writer", "--home", str(home.root),
+                             "--json").out)  # fmt: skip
+    assert (doc["chain"], doc["cycle"]) == (["writer", "editor", "writer"], True)

@@ -188,16 +188,23 @@ def plan(
     from zoo.core import Zoo
     from zoo.router import plan as do_plan
 
-    result = do_plan(Zoo.open(_home(home)), text, to)
+    zoo = Zoo.open(_home(home))
+    result = do_plan(zoo, text, to)
     if json_out:
         render.as_json({"agent": result.route.agent, "route": result.route.as_meta(),
-                        "chain": result.chain})  # fmt: skip
+                        "chain": result.chain, "cycle": result.cycle,
+                        "asked_model": result.asked_model})  # fmt: skip
         return
+    if result.asked_model:
+        lead = zoo.roster.lead
+        render.line(f"no routes word matched: asked the lead's model ({lead}, tier "
+                    f"{zoo.roster.tier_name(lead)}; journaled, counted in spend)")  # fmt: skip
     if result.route.agent is None:
         render.line(f"escalations (needs a person) · {result.route.reason}")
     else:
         render.line(f"{result.route.agent} · {result.route.by}: {result.route.reason}")
-        render.line("chain: " + " -> ".join([*result.chain, "done"]))
+        end = ["... (a cycle: max_handoffs applies)"] if result.cycle else ["done"]
+        render.line("chain: " + " -> ".join([*result.chain, *end]))
 
 
 @app.command()

@@ -12,24 +12,27 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zoo import leases, tasks
-from zoo.errors import BudgetExceeded, NotFound, UserError, did_you_mean
+from zoo.errors import NotFound, UserError, did_you_mean
 from zoo.home import DONE, ESCALATIONS, Home
 from zoo.journal import Journal
 from zoo.memory import Memory
-from zoo.models.base import Attempt, Model, Request, Usage, estimate_tokens
+from zoo.models.base import Attempt, Model, Reply, Request, Usage, estimate_tokens
 from zoo.models.registry import Models
 from zoo.roster import Roster, load_roster
-from zoo.spend import Ledger, cost
+from zoo.spend import Ledger, Reservation, cost
 from zoo.tasks import Task
 
 Event = tuple[str, dict[str, Any]]
 
 
-def attempt_events(attempts: Sequence[Attempt], task: str | None, agent: str) -> list[Event]:
+def attempt_events(
+    attempts: Sequence[Attempt], task: str | None, agent: str, purpose: str | None = None
+) -> list[Event]:
     """One `model.attempt` event per failed try of a model call (retries, fallbacks)."""
     return [
-        ("model.attempt", {"task": task, "agent": agent, "tier": a.tier, "model": a.model,
-                           "error": a.error, "kind": a.kind, "wait_s": a.wait_s, "then": a.then})
+        ("model.attempt", {"task": task, "agent": agent, "purpose": purpose, "tier": a.tier,
+                           "model": a.model, "error": a.error, "kind": a.kind,
+                           "wait_s": a.wait_s, "then": a.then})
         for a in attempts
     ]  # fmt: skip
 
@@ -78,33 +81,55 @@ class Zoo:
         return replace(self, roster=roster, models=models)
 
     def spent(self, agent: str, tier: str, usage: Usage) -> float:
-        """Account one reply's usage to `agent`; returns its cost in USD."""
-        usd = cost(self.roster.tier(tier), self.models.resolved(tier).provider, usage)
+        """Account one reply's usage to `agent` (a call not reserved); returns its cost."""
+        usd = self._cost(tier, usage)
         self.ledger.add(agent, usage, usd)
         return usd
 
-    def check_budget(self, tier: str, request: Request, task_tokens: int) -> None:
-        """Raise `BudgetExceeded`, with the figures, if this call could break a budget."""
-        budget = self.roster.budget
+    def paid_call(
+        self, agent: str, tier: str, request: Request, *, task: str | None = None,
+        task_tokens: int = 0,
+    ) -> tuple[Reply, float]:  # fmt: skip
+        """One model call within `budget:`: its estimate is reserved before it starts (this
+        may wait for calls under way, or raise `BudgetExceeded`), then settled with the
+        reply's real usage, or released if the call fails. Returns the reply and its cost.
+        `task_tokens` is what `task` has used so far."""
+        reservation = self.reserve(agent, tier, request, task=task, task_tokens=task_tokens)
+        try:
+            reply = self.models.for_tier(tier).complete(request)
+            usd = self._cost(reply.tier or tier, reply.usage)
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
+        self.ledger.settle(reservation, reply.usage, usd)
+        return reply, usd
+
+    def reserve(
+        self, agent: str, tier: str, request: Request, *, task: str | None = None,
+        task_tokens: int = 0,
+    ) -> Reservation:  # fmt: skip
+        """Hold the estimate of a call of `tier` (`Ledger.reserve`)."""
         tokens_in, tokens_out = estimate_tokens(request)
-        cap = budget.task_tokens
-        if cap is not None and task_tokens + tokens_in + tokens_out > cap:
-            raise BudgetExceeded(
-                f"task token budget: {task_tokens:,} tokens used and the next call could take "
-                f"{tokens_in + tokens_out:,} more, over budget.task_tokens "
-                f"({budget.task_tokens:,})"
-            )
-        if budget.daily_usd is None:
-            return
-        usd = cost(self.roster.tier(tier), self.models.resolved(tier).provider,
-                   Usage(tokens_in, tokens_out))  # fmt: skip
-        spent = self.ledger.today_usd()
-        if spent + usd > budget.daily_usd:
-            raise BudgetExceeded(
-                f"daily budget: ${spent:.2f} spent today (UTC) and the next call could cost "
-                f"${usd:.4f}, over budget.daily_usd (${budget.daily_usd:.2f})",
-                daily=True, never_fits=usd > budget.daily_usd,
-            )  # fmt: skip
+        usd = self._cost(tier, Usage(tokens_in, tokens_out))
+        return self.ledger.reserve(self.roster.budget, agent, usd, tokens_in + tokens_out,
+                                   task=task, task_used=task_tokens)  # fmt: skip
+
+    def settle(self, reservation: Reservation, tier: str, usage: Usage) -> float:
+        """A reserved call answered (from `tier`, maybe a fallback): count what it really
+        used; returns its cost in USD."""
+        usd = self._cost(tier, usage)
+        self.ledger.settle(reservation, usage, usd)
+        return usd
+
+    def check_budget(self, tier: str, request: Request, task_tokens: int) -> None:
+        """Raise `BudgetExceeded`, with the figures, if this call could break a budget even
+        once the calls under way are settled; reserves nothing."""
+        tokens_in, tokens_out = estimate_tokens(request)
+        usd = self._cost(tier, Usage(tokens_in, tokens_out))
+        self.ledger.check(self.roster.budget, usd, tokens_in + tokens_out, task_tokens)
+
+    def _cost(self, tier: str, usage: Usage) -> float:
+        return cost(self.roster.tier(tier), self.models.resolved(tier).provider, usage)
 
     def daily_budget_spent(self) -> bool:
         daily = self.roster.budget.daily_usd

@@ -114,40 +114,50 @@ def router_prompt(zoo: Zoo) -> str:
     return "\n".join(lines)
 
 
-def by_model(zoo: Zoo, text: str, task_id: str | None = None) -> Route:
+def by_model(zoo: Zoo, text: str, task_id: str | None = None, purpose: str = "route") -> Route:
+    """The lead's model routes the brief (a call within the budget, journaled)."""
+    return _ask_lead(zoo, text, task_id, purpose)[0]
+
+
+def _ask_lead(zoo: Zoo, text: str, task_id: str | None, purpose: str) -> tuple[Route, bool]:
+    """The lead model's route, and whether a call was made (not refused by the budget)."""
     roster = zoo.roster
+    lead, tier = roster.lead, roster.tier_name(roster.lead)
     try:
         system = router_prompt(zoo)
     except playbooks.PlaybookError as e:
-        return Route(None, "model", f"the lead's {e}")
+        return Route(None, "model", f"the lead's {e}"), False
     request = Request(
         system=system,
         messages=(Message("user", text),),
         tools=(route_tool(roster),),
         require_tool=ROUTE_TOOL_NAME,
         max_tokens=512,
-        meta={"agent": roster.lead, "task": task_id, "purpose": "route"},
+        meta={"agent": lead, "task": task_id, "purpose": purpose},
     )
     try:
-        zoo.check_budget(roster.tier_name(roster.lead), request, 0)
-        reply = zoo.models.for_agent(roster.lead).complete(request)
+        reply, usd = zoo.paid_call(lead, tier, request, task=task_id)
     except (ModelError, BudgetExceeded) as e:
-        events = attempt_events(getattr(e, "attempts", ()), task_id, roster.lead)
+        events = attempt_events(getattr(e, "attempts", ()), task_id, lead, purpose)
         stopped = stops_run(e)
         if stopped is not None:  # a key, a server or the budget: the brief waits, unrouted
             stopped.events = events
             raise stopped from e
         zoo.journal.write_many(events)
         if isinstance(e, BudgetExceeded):
-            return Route(None, "model", f"not routed: {e}")
-        return Route(None, "model", f"router model failed: {e}")
-    if reply.attempts:
-        zoo.journal.write_many(attempt_events(reply.attempts, task_id, roster.lead))
-    zoo.spent(roster.lead, reply.tier or roster.tier_name(roster.lead), reply.usage)
+            return Route(None, "model", f"not routed: {e}"), False
+        return Route(None, "model", f"router model failed: {e}"), True
+    answered = reply.tier or tier
+    zoo.journal.write_many([
+        *attempt_events(reply.attempts, task_id, lead, purpose),
+        ("model.reply", {"task": task_id, "agent": lead, "purpose": purpose, "tier": answered,
+                         "model": reply.model or None, "input_tokens": reply.usage.input_tokens,
+                         "output_tokens": reply.usage.output_tokens, "usd": usd}),
+    ])  # fmt: skip
     call = next((c for c in reply.tool_calls if c.name == ROUTE_TOOL_NAME), None)
     if call is None:
-        return Route(None, "model", "router model gave no route")
-    return _judge(roster, call.arguments)
+        return Route(None, "model", "router model gave no route"), True
+    return _judge(roster, call.arguments), True
 
 
 def _judge(roster: Roster, args: dict[str, Any]) -> Route:
@@ -239,13 +249,30 @@ def dispatch(
 class Plan:
     route: Route
     chain: list[str]
-    """The default handoff chain from the chosen agent (first targets)."""
+    """The default handoff chain from the chosen agent (first targets); on a cycle it ends
+    with the agent it comes back to."""
+    asked_model: bool = False
+    """No routes word matched, so the lead's model was asked: a call journaled (purpose
+    `plan`) and counted in spend like any other."""
+
+    @property
+    def cycle(self) -> bool:
+        """The chain comes back to an agent: `max_handoffs` ends it, not `done`."""
+        return len(set(self.chain)) < len(self.chain)
 
 
 def plan(zoo: Zoo, text: str, to: str | None = None) -> Plan:
     """Who would get this brief and where it would go, without creating anything."""
     if not text.strip():
         raise UsageError("the brief is empty")
-    route = explicit(zoo.roster, to) if to and to != zoo.roster.lead else choose(zoo, text)
+    asked = False
+    if to and to != zoo.roster.lead:
+        route = explicit(zoo.roster, to)
+    else:
+        found = by_rules(zoo.roster, text)
+        if found is None:
+            found, asked = _ask_lead(zoo, text, None, "plan")
+            zoo.ledger.flush()
+        route = found
     chain = zoo.roster.chain(route.agent) if route.agent else []
-    return Plan(route, chain)
+    return Plan(route, chain, asked)

@@ -9,6 +9,7 @@ is replayed, so a resumed step neither asks the model again nor repeats an effec
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from zoo import approvals, playbooks
@@ -17,6 +18,7 @@ from zoo.core import Event, Zoo, attempt_events
 from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, stops_run
 from zoo.memory import Entry
 from zoo.models.base import Message, Reply, Request, ToolCall
+from zoo.secrets import redact_all
 from zoo.steplog import StepLog, call_key
 from zoo.tasks import Task
 from zoo.tools import (
@@ -107,16 +109,16 @@ def turn(
 
 
 def _ask(zoo: Zoo, task: Task, agent: str, tier: str, request: Request, events: _Events) -> Reply:
-    """One model call, paid for and journaled before the step log records its reply."""
-    zoo.check_budget(tier, request, int(task.meta.get("tokens") or 0))
+    """One model call within the budget (its estimate reserved before it starts, settled
+    after), paid for and journaled before the step log records its reply."""
+    used = int(task.meta.get("tokens") or 0)
     try:
-        reply = zoo.models.for_tier(tier).complete(request)
+        reply, usd = zoo.paid_call(agent, tier, request, task=task.id, task_tokens=used)
     except ModelError as e:
         events.pending += attempt_events(e.attempts, task.id, agent)
         raise
     events.pending += attempt_events(reply.attempts, task.id, agent)
     _count_tokens(task, reply)
-    usd = zoo.spent(agent, reply.tier or tier, reply.usage)
     events.add("model.reply", {**_reply_fields(task, agent, reply.tier or tier, reply), "usd": usd})
     events.flush()
     return reply
@@ -184,7 +186,8 @@ def _run_tool(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
     try:
         done = execute(ctx, call)
     except ToolRefused as e:
-        events.add("tool.refused", {**fields, "error": str(e)})
+        events.add("tool.refused", {**fields, "error": str(e),
+                                    "arguments": attempted(call.arguments)})  # fmt: skip
         events.flush()
         return Message("tool", f"error: {e}", tool_call_id=call.id, is_error=True)
     except NeedsApproval as gate:
@@ -203,6 +206,45 @@ def _run_tool(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
     events.add("tool.call", {**fields, **done.fields})
     events.flush()
     return Message("tool", done.text, tool_call_id=call.id)
+
+
+ARGUMENT_CHARS = 200
+"""A refused call's journaled arguments: each string cut to this many characters..."""
+ARGUMENT_ITEMS = 20
+"""...each list or object to this many items, three levels deep..."""
+ARGUMENTS_CHARS = 2000
+"""...and the whole, as JSON, to this many characters."""
+
+
+def attempted(arguments: dict[str, Any]) -> dict[str, Any] | str:
+    """What the model sent in a refused call, for the audit trail: redacted first (so no
+    cut can split a secret out of its shape), then cut to size."""
+    kept = _cut(redact_all(arguments), 0)
+    text = json.dumps(kept, ensure_ascii=False)
+    if len(text) <= ARGUMENTS_CHARS:
+        return kept
+    return text[: ARGUMENTS_CHARS - 3] + "..."
+
+
+def _cut(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        if len(value) <= ARGUMENT_CHARS:
+            return value
+        return f"{value[:ARGUMENT_CHARS]}... ({len(value):,} characters)"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= 3:
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())
+        kept = {_cut(str(k), depth): _cut(v, depth + 1) for k, v in items[:ARGUMENT_ITEMS]}
+        if len(items) > ARGUMENT_ITEMS:
+            kept["..."] = f"{len(items) - ARGUMENT_ITEMS} more"
+        return kept
+    if isinstance(value, list | tuple):
+        more = [f"... {len(value) - ARGUMENT_ITEMS} more"] if len(value) > ARGUMENT_ITEMS else []
+        return [_cut(v, depth + 1) for v in value[:ARGUMENT_ITEMS]] + more
+    return _cut(str(value), depth)
 
 
 def section(texts: list[str], outcome: Outcome, error: str | None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from zoo.errors import ModelConnectionError
 from zoo.models.base import Message, Model, Reply, Request, ToolCall, Usage
-from zoo.models.wire import streamed, tool_call
+from zoo.models.wire import sdk_errors, streamed, tool_call
 
 _STOPS: dict[str, Any] = {"tool_use": "tool_use", "max_tokens": "max_tokens"}
 
@@ -27,6 +27,7 @@ class AnthropicModel(Model):
         self.client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
         )
+        self.errors = sdk_errors(anthropic.APIError)
 
     def complete(self, request: Request) -> Reply:
         params: dict[str, Any] = {
@@ -43,7 +44,9 @@ class AnthropicModel(Model):
             ]
         if request.require_tool:
             params["tool_choice"] = {"type": "tool", "name": request.require_tool}
-        return streamed("anthropic", lambda: self.client.messages.create(**params), _read)
+        return streamed(
+            "anthropic", lambda: self.client.messages.create(**params), _read, self.errors
+        )
 
 
 def messages(history: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -91,7 +94,8 @@ def _read(stream: Any) -> Reply:
                 calls[event.index][2].append(event.delta.partial_json)
         elif kind == "message_delta":
             stop = event.delta.stop_reason
-            tokens_out = event.usage.output_tokens or tokens_out
+            if event.usage.output_tokens is not None:  # 0 is a count, not "unsaid"
+                tokens_out = event.usage.output_tokens
         elif kind == "message_stop":
             finished = True
     if not finished or stop is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from zoo.errors import ModelConnectionError, ModelUnavailable
 from zoo.models.base import Message, Model, Reply, Request, Usage
-from zoo.models.wire import streamed, tool_call, translate
+from zoo.models.wire import sdk_errors, streamed, tool_call, translate
 
 _STOPS: dict[str, Any] = {"tool_calls": "tool_use", "function_call": "tool_use",
                           "length": "max_tokens"}  # fmt: skip
@@ -32,6 +32,7 @@ class OpenAIModel(Model):
         self.client = openai.OpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
         )
+        self.errors = sdk_errors(openai.APIError)
         self._checked = base_url is None
         self._check_lock = threading.Lock()
 
@@ -54,7 +55,9 @@ class OpenAIModel(Model):
             ]  # fmt: skip
         if request.require_tool:
             params["tool_choice"] = {"type": "function", "function": {"name": request.require_tool}}
-        return streamed("openai", lambda: self.client.chat.completions.create(**params), _read)
+        return streamed(
+            "openai", lambda: self.client.chat.completions.create(**params), _read, self.errors
+        )
 
     def ready(self) -> None:
         if not self._checked:
@@ -67,7 +70,7 @@ class OpenAIModel(Model):
                 return
             try:
                 served = [m.id for m in self.client.models.list()]
-            except Exception as e:  # the server, not the call, is what failed
+            except self.errors as e:  # the server, not the call, is what failed
                 error = translate(e, "openai")
                 raise ModelUnavailable(f"cannot use {self.base_url}: {error}") from e
             if served and self.model not in served:

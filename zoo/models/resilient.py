@@ -11,9 +11,10 @@ ever goes silently to a model the roster did not name. Every failed try is an
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from zoo.errors import ModelError, ModelHTTPError
 from zoo.limits import Limiter
@@ -33,6 +34,17 @@ class Link:
     build: Callable[[], Model]
     limiter: Limiter | None = None
     model: Model | None = None
+    _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def built(self) -> Model:
+        """The link's model, built once even when the first calls come at the same time."""
+        model = self.model
+        if model is not None:
+            return model
+        with self._building:
+            if self.model is None:
+                self.model = self.build()
+            return self.model
 
 
 class Resilient(Model):
@@ -92,17 +104,17 @@ class Resilient(Model):
                     raise
 
     def _call(self, link: Link, request: Request) -> Reply:
-        if link.model is None:
-            link.model = link.build()
+        model = link.built()
         if link.limiter is None:
-            return link.model.complete(request)
+            return model.complete(request)
         estimate = sum(estimate_tokens(request))
         with link.limiter.slot(estimate):
             try:
-                reply = link.model.complete(request)
+                reply = model.complete(request)
             except ModelHTTPError as e:
                 if e.status == 429:  # everyone backs off, not only this caller
-                    link.limiter.pause(e.retry_after or self.backoff_s)
+                    after = e.retry_after  # `retry-after: 0` means now, not "unsaid"
+                    link.limiter.pause(after if after is not None else self.backoff_s)
                 raise
         link.limiter.used(estimate, reply.usage.input_tokens + reply.usage.output_tokens)
         return reply

@@ -8,6 +8,7 @@ share the shape this reads (`status_code`, `response.headers`).
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -73,15 +74,34 @@ def translate(error: Exception, provider: str) -> ModelError:
     return ModelConnectionError(f"{provider}: no complete answer ({name}: {_short(error)})")
 
 
-def streamed(provider: str, create: Callable[[], Any], read: Callable[[Any], Reply]) -> Reply:
-    """Open a stream with `create`, read it whole with `read`; SDK errors become Zoo's."""
+Errors = tuple[type[Exception], ...]
+
+
+def sdk_errors(api_error: type[Exception]) -> Errors:
+    """What a call through a provider's SDK raises when the provider or the connection
+    fails: the SDK's `APIError` (statuses, connection errors, timeouts), the HTTP library's
+    errors raised while a stream is read (httpx2, which the SDKs use now, or httpx), and a
+    stream chunk that is not JSON. Anything else is a bug in Zoo: it is not caught."""
+    errors: list[type[Exception]] = [api_error, json.JSONDecodeError]
+    for name in ("httpx2", "httpx"):
+        try:
+            http = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors += [http.HTTPError, http.StreamError]
+    return tuple(errors)
+
+
+def streamed(
+    provider: str, create: Callable[[], Any], read: Callable[[Any], Reply], errors: Errors
+) -> Reply:
+    """Open a stream with `create`, read it whole with `read`; the SDK's `errors` become
+    Zoo's, and nothing else is caught."""
     try:
         stream = create()
         with stream:
             return read(stream)
-    except ModelError:
-        raise
-    except Exception as e:  # the SDK's and httpx's errors, translated at the boundary
+    except errors as e:  # translated at the boundary; Zoo's own ModelErrors pass as they are
         raise translate(e, provider) from e
 
 
