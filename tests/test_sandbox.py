@@ -210,12 +210,15 @@ def test_a_command_has_a_private_temporary_folder_that_goes_away(jailed: Home) -
         "import os, tempfile\n"
         "assert os.environ['HOME'] == os.environ['TMPDIR'] == tempfile.gettempdir()\n"
         "with tempfile.NamedTemporaryFile(delete=False) as f: f.write(b'x')\n"
+        "with tempfile.NamedTemporaryFile(delete=False) as g: g.write(b'y')\n"
+        "os.rename(g.name, 'kept.txt')\n"  # made in TMPDIR, moved into the workspace
         "print(f.name)"
     )
     code, out = _py(ctx, script)
     scratch = jailed.state / "tmp"
     assert code == 0 and Path(out).parent.parent == scratch, out
     assert Path(out).parent.name.startswith("run-") and list(scratch.iterdir()) == []
+    assert (jailed.workspace("dev") / "kept.txt").read_text(encoding="utf-8") == "y"
 
 
 @landlock
@@ -342,5 +345,15 @@ def test_a_system_folder_that_holds_the_home_is_granted_around_it(tmp_path: Path
     assert sandbox._without(str(home / ".venv"), str(home)) == [str(home / ".venv")]
     assert sandbox._without(str(home / "workspaces" / "dev" / ".venv"), str(home)) == []
     assert sandbox._without(str(tmp_path / "elsewhere"), str(home)) == [str(tmp_path / "elsewhere")]
-    granted = [path for path, _kind in sandbox.rules(str(home))["paths"]]  # type: ignore[attr-defined]
+    granted = [path for path, _kind in sandbox.rules(str(home))["paths"]]
     assert not [p for p in granted if str(home).startswith(p.rstrip("/") + "/") or p == "/"]
+
+
+@landlock
+def test_a_command_that_cannot_have_its_temporary_folder_is_refused(jailed: Home) -> None:
+    (jailed.state / "tmp").write_text("in the way", encoding="utf-8")
+    with pytest.raises(ToolRefused) as refused:
+        execute(_ctx(jailed), call("run", command=["ls"]))
+    assert str(refused.value) == (
+        f"cannot make the command's temporary folder in {jailed.state / 'tmp'}: File exists"
+    )

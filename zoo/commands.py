@@ -207,13 +207,17 @@ def _program(name: str, cwd: Path, env: Mapping[str, str]) -> str:
 def _scratch(home: Path) -> str:
     """A new private folder, `.zoo/tmp/run-*`, for one command's temporary files."""
     root = home / ".zoo" / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    stale = time.time() - SCRATCH_DAYS * 86400
-    with os.scandir(root) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < stale:
-                shutil.rmtree(entry.path, ignore_errors=True)
-    return tempfile.mkdtemp(prefix="run-", dir=root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stale = time.time() - SCRATCH_DAYS * 86400
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < stale:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+        return tempfile.mkdtemp(prefix="run-", dir=root)
+    except OSError as e:
+        why = f"cannot make the command's temporary folder in {root}: {e.strerror}"
+        raise ToolRefused(why) from None
 
 
 def _watch(

@@ -57,7 +57,7 @@ def rules(
     write: Iterable[str] = (),
     program: str | None = None,
     network: bool = False,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The launcher's RULES: the system, plus `read` and `write` (folders of the home).
 
     `program` (the file that will be executed, resolved) is granted when it lies outside
@@ -102,7 +102,7 @@ def _without(top: str, home: str) -> list[str]:
     return around
 
 
-def launcher(spec: dict[str, object], program: str, argv: Sequence[str], report: int) -> list[str]:
+def launcher(spec: dict[str, Any], program: str, argv: Sequence[str], report: int) -> list[str]:
     """The argv that runs `argv` (its file `program`) confined by `spec` (see `rules`).
 
     The launcher writes why it could not, if it could not, to the pipe `report`.
@@ -129,7 +129,10 @@ def abi() -> tuple[int, str]:
         import landlockpy
     except ImportError:
         return 0, "the landlockpy package is not installed"
-    version = landlockpy.abi_version()
+    try:
+        version = landlockpy.abi_version()
+    except OSError as e:  # e.g. a seccomp filter around Zoo itself refusing the call
+        return 0, f"the kernel refused to say which Landlock it has: {e.strerror}"
     if version == 0:
         return 0, "this kernel has no Landlock, or it is not enabled at boot"
     return version, ""
