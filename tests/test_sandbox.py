@@ -8,9 +8,11 @@ kernel has no Landlock these tests are skipped; CI's kernel has it.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -182,8 +184,10 @@ def test_the_runner_and_other_processes_are_out_of_reach(jailed: Home) -> None:
         assert (code, out) == (1, f"cat: /proc/{os.getpid()}/{name}: Permission denied")
     code, out = _run(ctx, "head", "-c", "1", "/proc/kallsyms")  # the kernel's, not granted
     assert (code, out) == (1, "head: cannot open '/proc/kallsyms' for reading: Permission denied")
-    own = "import os; print(open('/proc/self/stat').read().split()[0] == str(os.getpid()))"
-    assert _py(ctx, own) == (0, "True")  # a program reads its own /proc/self
+    code, out = _run(ctx, "cat", "/proc/self/environ")  # not even its own
+    assert (code, out) == (1, "cat: /proc/self/environ: Permission denied")
+    assert _py(ctx, "print(open('/proc/meminfo').read().split()[0])") == (0, "MemTotal:")
+    assert _py(ctx, "open('/dev/stdout', 'w').write('out')") == (0, "out")
     if ABI >= 6:  # signals are scoped to the command's own processes
         code, out = _py(ctx, f"import os; os.kill({os.getpid()}, 0)")
         assert code == 1 and out.endswith("PermissionError: [Errno 1] Operation not permitted")
@@ -345,7 +349,7 @@ def test_a_system_folder_that_holds_the_home_is_granted_around_it(tmp_path: Path
     assert sandbox._without(str(home / ".venv"), str(home)) == [str(home / ".venv")]
     assert sandbox._without(str(home / "workspaces" / "dev" / ".venv"), str(home)) == []
     assert sandbox._without(str(tmp_path / "elsewhere"), str(home)) == [str(tmp_path / "elsewhere")]
-    granted = [path for path, _kind in sandbox.rules(str(home))["paths"]]
+    granted = [path for path, _kind in sandbox.rules(str(home))]
     assert not [p for p in granted if str(home).startswith(p.rstrip("/") + "/") or p == "/"]
 
 
@@ -357,3 +361,19 @@ def test_a_command_that_cannot_have_its_temporary_folder_is_refused(jailed: Home
     assert str(refused.value) == (
         f"cannot make the command's temporary folder in {jailed.state / 'tmp'}: File exists"
     )
+
+
+def test_the_launcher_never_starts_a_program_it_could_not_confine(tmp_path: Path) -> None:
+    """A descriptor that is not a ruleset: the kernel refuses, the program never runs."""
+    marker = tmp_path / "ran"
+    not_a_ruleset, other = os.pipe()
+    report, report_w = os.pipe()
+    argv = sandbox.launcher(not_a_ruleset, report_w, PY, [PY, "-c", f"open({str(marker)!r}, 'w')"])
+    done = subprocess.run(argv, pass_fds=(not_a_ruleset, report_w), capture_output=True)
+    for fd in (not_a_ruleset, other, report_w):
+        os.close(fd)
+    with os.fdopen(report, "rb") as pipe:
+        said = pipe.read().decode()
+    bad_fd = os.strerror(errno.EBADFD)
+    assert (done.returncode, said) == (127, f"cannot confine the command: {bad_fd}")
+    assert not marker.exists() and done.stdout == done.stderr == b""

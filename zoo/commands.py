@@ -172,20 +172,40 @@ def run(
         return _watch(list(argv), program, cwd, dict(env), timeout, cap)
     scratch = _scratch(jail.home)
     try:
-        spec = sandbox.rules(
+        paths = sandbox.rules(
             str(jail.home), read=map(str, jail.read), write=[*map(str, jail.write), scratch],
             program=program, network=jail.network,
         )  # fmt: skip
+        try:
+            rules = sandbox.ruleset(paths, network=jail.network)
+        except OSError as e:  # landlockpy's LandlockError is one
+            raise ToolRefused(f"cannot confine the command: {e.strerror or e}") from None
         private = {"HOME": scratch, "TMPDIR": scratch, "TMP": scratch, "TEMP": scratch}
         env = {k: v for k, v in env.items() if not k.startswith("XDG_")} | private
-        r, w = os.pipe()  # the launcher's report: empty, and closed by exec, when all went well
-        with os.fdopen(r, "rb") as report, os.fdopen(w, "wb") as writer:
-            launch = sandbox.launcher(spec, program, argv, w)
-            done = _watch(launch, sys.executable, cwd, env, timeout, cap, pass_fds=(w,))
-            writer.close()
-            failed = report.read(4096).decode("utf-8", errors="replace")
+        try:
+            return _launch(argv, program, rules, cwd, env, timeout, cap)
+        finally:
+            os.close(rules)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _launch(
+    argv: Sequence[str],
+    program: str,
+    rules: int,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    cap: int,
+) -> Finished:
+    """Run `argv` through the launcher, which enforces the ruleset `rules` on itself."""
+    r, w = os.pipe()  # the launcher's report: empty, and closed by exec, when all went well
+    with os.fdopen(r, "rb") as report, os.fdopen(w, "wb") as writer:
+        launch = sandbox.launcher(rules, w, program, argv)
+        done = _watch(launch, sys.executable, cwd, env, timeout, cap, (rules, w))
+        writer.close()
+        failed = report.read(4096).decode("utf-8", errors="replace")
     if failed:
         raise ToolRefused(failed)
     return done

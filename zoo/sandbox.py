@@ -1,20 +1,21 @@
-"""The sandbox of the commands `run` starts: Linux Landlock, applied by a small launcher.
+"""The sandbox of the commands `run` starts: Linux Landlock, enforced by a small launcher.
 
-The runner has many threads, so nothing is called in a child between fork and exec.
-`commands.run` starts this file instead, as `python -I -S sandbox.py RULES -- ARGV...`:
-a fresh, single-threaded process that asks the kernel (Landlock, through the landlockpy
-library) to let it, and everything it will ever start, reach only what RULES names,
-sets no_new_privs, and then becomes the program (execv): same pid, same session, so a
-timeout still kills the whole process group. If anything fails before the program runs,
-the launcher writes one line to a report pipe and exits; the program never runs
-unconfined by accident.
+Zoo builds a Landlock ruleset (through the landlockpy library) that grants what the
+command may reach, and starts `python -I -S sandbox.py RULESET REPORT PROGRAM -- ARGV`
+instead of the program, with the ruleset's descriptor. The runner has many threads, so
+nothing runs in the child between fork and exec: the launcher is a fresh,
+single-threaded process that sets no_new_privs, enforces the ruleset on itself (and so
+on everything it will ever start), and becomes the program (execv): same pid, same
+session, so a timeout still kills the whole process group. If either step fails, it
+writes one line to the REPORT pipe and exits: the program never runs unconfined by
+accident.
 
-What RULES grants (built by `rules`): read and execute in the system folders and the
-Python in use, the few devices a program needs, its own /proc/self and a few of /proc's
-system-wide files, and the folders the caller names. Everything else is denied: the
-rest of the zoo home, the person's home folder, /tmp. A system folder that holds the
-zoo home is granted around it, never with it. TCP bind and connect are denied unless
-`network`; abstract Unix sockets and signals are scoped to the command's own processes.
+What `rules` grants: read and execute in the system folders and the Python in use, the
+few devices a program needs, a few system-wide files of /proc, and the folders the
+caller names. Everything else is denied: the rest of the zoo home, the person's home
+folder, /tmp, every process's /proc folder. A system folder that holds the zoo home is
+granted around it, never with it. TCP bind and connect are denied unless `network`;
+abstract Unix sockets and signals are scoped to the command's own processes.
 
 Landlock confines opening, creating, removing, renaming, linking, executing and (ABI 3)
 truncating files. It does not confine reading a file's metadata (stat) or changing its
@@ -22,17 +23,14 @@ mode, owner or times (chmod, chown, touch), nor, before ABI 9, connecting to a U
 socket by its path.
 
 This file is also the launcher's program: it imports only the standard library at the
-top, and the launcher starts without `site`, so that it costs little more than the
-interpreter's own start and landlockpy's import.
+top and starts without `site`, so it costs little more than the interpreter's start.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 MIN_ABI = 3
 """Landlock ABI 3 (Linux 6.2) is the first that stops a command truncating a file
@@ -41,11 +39,11 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"
 """Read and execute: programs, libraries, their configuration."""
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 """Read and write: what programs open by name (not /dev/shm, /dev/tty or disks)."""
-PROC = ("/proc/self", "/proc/sys", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
-        "/proc/loadavg", "/proc/uptime", "/proc/version")  # fmt: skip
+PROC = ("/proc/sys", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg",
+        "/proc/uptime", "/proc/version")  # fmt: skip
 """Read only, and not all of /proc: another process's environ (the runner's holds the
-API keys) and maps stay readable under Landlock, and /proc/kcore is kernel memory.
-/proc/self is the launcher's own folder, which the program keeps (same pid)."""
+API keys) stays readable under Landlock, and /proc/kcore is kernel memory. Not even
+/proc/self: it would have to be granted as one pid's folder."""
 HOME_PARTS = ("zoo.yaml", "MEMORY.md", "agents", "workspaces", ".zoo", ".git")
 """What of a zoo home a granted folder (a virtualenv kept in the home) must not be in."""
 
@@ -57,8 +55,10 @@ def rules(
     write: Iterable[str] = (),
     program: str | None = None,
     network: bool = False,
-) -> dict[str, Any]:
-    """The launcher's RULES: the system, plus `read` and `write` (folders of the home).
+) -> list[tuple[str, str]]:
+    """What a command may reach: the system, `read` and `write` (folders of the home).
+
+    Each path comes with its kind: system, read, write or device.
 
     `program` (the file that will be executed, resolved) is granted when it lies outside
     the home: the one file, so that a program PATH finds elsewhere still starts.
@@ -76,8 +76,7 @@ def rules(
     granted += [(path, "read") for path in PROC]
     granted += [(path, "read") for path in read]
     granted += [(path, "write") for path in write]
-    found = [[path, kind] for path, kind in dict.fromkeys(granted) if os.path.exists(path)]
-    return {"paths": found, "network": network}
+    return [(path, kind) for path, kind in dict.fromkeys(granted) if os.path.exists(path)]
 
 
 def _within(path: str, folder: str) -> bool:
@@ -102,23 +101,46 @@ def _without(top: str, home: str) -> list[str]:
     return around
 
 
-def launcher(spec: dict[str, Any], program: str, argv: Sequence[str], report: int) -> list[str]:
-    """The argv that runs `argv` (its file `program`) confined by `spec` (see `rules`).
+def ruleset(paths: Iterable[tuple[str, str]], *, network: bool = False) -> int:
+    """A new Landlock ruleset granting `paths` (see `rules`): a descriptor the caller closes.
 
-    The launcher writes why it could not, if it could not, to the pipe `report`.
+    Built here, in Zoo's process, by landlockpy: a ruleset restricts no one until a
+    process enforces it on itself (the launcher). Rights this kernel does not know are
+    left out (best effort). Raises `OSError` when the kernel will not make it.
     """
-    doc = {**spec, "program": program, "report": report, "lib": _library_folder()}
-    return [sys.executable, "-I", "-S", os.path.abspath(__file__), json.dumps(doc), "--", *argv]
+    from landlockpy import AccessFS as A
+    from landlockpy import AccessNet, Ruleset, Scope
+
+    read = A.READ_FILE | A.READ_DIR
+    write = A.WRITE_FILE | A.TRUNCATE | A.REMOVE_DIR | A.REMOVE_FILE | A.MAKE_DIR | A.MAKE_REG
+    access = {  # never MAKE_CHAR, MAKE_BLOCK or IOCTL_DEV: no new devices, no ioctls
+        "system": read | A.EXECUTE,
+        "read": read,
+        "write": read | A.EXECUTE | write | A.MAKE_SOCK | A.MAKE_FIFO | A.MAKE_SYM | A.REFER
+        | A.RESOLVE_UNIX,
+        "device": A.READ_FILE | A.WRITE_FILE | A.TRUNCATE,
+    }  # fmt: skip
+    file_rights = A.EXECUTE | A.READ_FILE | A.WRITE_FILE | A.TRUNCATE
+    net = AccessNet.NONE if network else None  # None: every network right it knows
+    scoped = Scope.ABSTRACT_UNIX_SOCKET | Scope.SIGNAL
+    with Ruleset(handled_net=net, scoped=scoped) as rules:
+        for path, kind in paths:
+            rights = access[kind] if os.path.isdir(path) else access[kind] & file_rights
+            try:
+                rules.allow_path(path, rights)
+            except FileNotFoundError:
+                continue  # gone meanwhile: less is reachable, not more
+        return os.dup(rules.fileno())  # not inheritable: passed only to its launcher
 
 
-def _library_folder() -> str:
-    """Where landlockpy is installed: the launcher starts without site (-S) and adds it."""
-    from importlib.util import find_spec
+def launcher(ruleset_fd: int, report: int, program: str, argv: Sequence[str]) -> list[str]:
+    """The argv that runs `argv` (its file `program`) under the ruleset `ruleset_fd`.
 
-    spec = find_spec("landlockpy")
-    if spec is None or not spec.submodule_search_locations:
-        return ""
-    return os.path.dirname(list(spec.submodule_search_locations)[0])
+    Both descriptors must be passed to the child; the launcher writes to the pipe
+    `report` why it could not start the program, if it could not.
+    """
+    here = os.path.abspath(__file__)
+    return [sys.executable, "-I", "-S", here, str(ruleset_fd), str(report), program, "--", *argv]
 
 
 def abi() -> tuple[int, str]:
@@ -140,47 +162,30 @@ def abi() -> tuple[int, str]:
 
 # --- the launcher: runs in the command's own process, before the program -----------------
 
+PR_SET_NO_NEW_PRIVS = 38
+SYS_LANDLOCK_RESTRICT_SELF = 446
+"""On every architecture of Linux's common syscall table (x86-64, arm64, riscv...); on
+one with other numbers (MIPS, alpha) the call fails, and so the launcher does."""
+
 
 def main(args: Sequence[str]) -> None:
-    doc, command = json.loads(args[0]), list(args[2:])
-    report = int(doc["report"])
-    os.set_inheritable(report, False)  # the program never sees it; exec closes it
+    """Enforce the ruleset on this process, then become the program; or report and exit."""
+    ruleset_fd, report, program, command = int(args[0]), int(args[1]), args[2], list(args[4:])
+    os.set_inheritable(report, False)  # exec closes it: the program never sees it
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    long, no = ctypes.c_long, ctypes.c_ulong(0)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), no, no, no) != 0 or (
+        libc.syscall(long(SYS_LANDLOCK_RESTRICT_SELF), long(ruleset_fd), long(0)) != 0
+    ):
+        _fail(report, f"cannot confine the command: {os.strerror(ctypes.get_errno())}")
+    os.close(ruleset_fd)
     try:
-        _confine(doc)
-    except (OSError, ImportError, ValueError) as e:
-        _fail(report, f"cannot confine the command: {getattr(e, 'strerror', None) or e}")
-    try:
-        os.execv(str(doc["program"]), command)
+        os.execv(program, command)
     except OSError as e:
         _fail(report, f"cannot start '{command[0]}': {e.strerror}")
-
-
-def _confine(doc: dict[str, Any]) -> None:
-    if doc["lib"]:
-        sys.path.append(str(doc["lib"]))
-    from landlockpy import AccessFS as A
-    from landlockpy import AccessNet, Ruleset, Scope
-
-    read = A.READ_FILE | A.READ_DIR
-    write = A.WRITE_FILE | A.TRUNCATE | A.REMOVE_DIR | A.REMOVE_FILE | A.MAKE_DIR | A.MAKE_REG
-    access = {  # never MAKE_CHAR, MAKE_BLOCK or IOCTL_DEV: no new devices, no ioctls
-        "system": read | A.EXECUTE,
-        "read": read,
-        "write": read | A.EXECUTE | write | A.MAKE_SOCK | A.MAKE_FIFO | A.MAKE_SYM | A.REFER
-        | A.RESOLVE_UNIX,
-        "device": A.READ_FILE | A.WRITE_FILE | A.TRUNCATE,
-    }  # fmt: skip
-    file_rights = A.EXECUTE | A.READ_FILE | A.WRITE_FILE | A.TRUNCATE
-    net = AccessNet.NONE if doc["network"] else None  # None: every network right it knows
-    scoped = Scope.ABSTRACT_UNIX_SOCKET | Scope.SIGNAL
-    with Ruleset(handled_net=net, scoped=scoped) as ruleset:  # best effort for the ABI
-        for path, kind in doc["paths"]:
-            rights = access[kind] if os.path.isdir(path) else access[kind] & file_rights
-            try:
-                ruleset.allow_path(path, rights)
-            except FileNotFoundError:
-                continue  # gone since the rules were made: less is reachable, not more
-        ruleset.restrict()
 
 
 def _fail(report: int, line: str) -> None:
