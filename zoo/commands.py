@@ -216,7 +216,7 @@ def _program(name: str, cwd: Path, env: Mapping[str, str]) -> str:
     folders = [""] if "/" in name else env.get("PATH", os.defpath).split(os.pathsep)
     seen = False
     for folder in folders:
-        path = os.path.normpath(os.path.join(cwd, folder, name))
+        path = os.path.join(cwd, folder, name)
         if os.path.isfile(path):
             if os.access(path, os.X_OK):
                 return path
