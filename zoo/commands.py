@@ -1,9 +1,17 @@
-"""Commands an agent runs with the `run` tool: no shell, a timeout, an output cap.
+"""Commands an agent runs with the `run` tool: no shell, a timeout, an output cap, a jail.
 
 A command is an argv list started directly (never through a shell, so nothing in it is
 expanded or chained), in the agent's workspace folder, with stdin closed, in a session
 of its own so that a timeout kills everything it started. Its environment is Zoo's
 minus anything that looks like a secret: an agent's command never sees an API key.
+
+It is confined by the kernel (sandbox.py, Linux Landlock), it and everything it starts:
+it reads and runs what the system holds, writes only its agent's own workspace (when
+the agent may write it) and a private temporary folder that is its HOME and TMPDIR and
+is removed when it ends, and reads the other workspaces its agent may read or write.
+Writing another workspace is write_file's, which checks every path and never touches a
+task file. Nothing else of the home, the person's home folder or /tmp is reachable.
+Where the kernel cannot confine, a command runs only if zoo.yaml says so (`jail_of`).
 """
 
 from __future__ import annotations
@@ -11,18 +19,42 @@ from __future__ import annotations
 import os
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from zoo import confine, sandbox
 from zoo.errors import ToolRefused
 from zoo.secrets import SECRET_NAME
 
+if TYPE_CHECKING:
+    from zoo.home import Home
+    from zoo.roster import Roster
+
 MAX_ARGS = 256
 MAX_ARGV_CHARS = 32 * 1024
+SCRATCH_DAYS = 1
+"""A private temporary folder older than this was left by a killed runner: removed."""
+
+
+@dataclass(frozen=True)
+class Jail:
+    """What a confined command may reach besides the system (see sandbox.py)."""
+
+    home: Path
+    read: tuple[Path, ...] = ()
+    """Workspaces it may read: those its agent may read or write, but its own."""
+    write: tuple[Path, ...] = ()
+    """Its agent's own workspace, when the agent may write it (else that is in `read`)."""
+    network: bool = False
+    """TCP connect and bind allowed (zoo.yaml `sandbox: {network: true}`)."""
 
 
 @dataclass(frozen=True)
@@ -86,15 +118,144 @@ def child_env(environ: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[s
     }
 
 
+def jail_of(home: Home, roster: Roster, agent: str) -> tuple[Jail | None, str | None]:
+    """How `agent`'s commands run: the jail (None: unconfined) and a warning, if any.
+
+    Raises `ToolRefused` when zoo.yaml requires confinement (the default) and the kernel
+    cannot give it.
+    """
+    settings = roster.sandbox
+    if settings.confine == "never":
+        return None, "unconfined: zoo.yaml says sandbox: {confine: never}"
+    version, why = sandbox.abi()
+    if version < sandbox.MIN_ABI:
+        why = why or (
+            f"Landlock ABI {version} cannot stop a command truncating files outside, "
+            f"ABI {sandbox.MIN_ABI} (Linux 6.2) can"
+        )
+        if settings.confine == "required":
+            raise ToolRefused(
+                f"commands cannot be confined here: {why}; to run them anyway, "
+                "set 'sandbox: {confine: best-effort}' in zoo.yaml"
+            )
+        if version == 0:
+            return None, f"unconfined: {why}"
+    own = roster.workspace_of(agent)
+    writable = own in roster.writable(agent)
+    read = [] if writable else [confine.workspace_folder(home.root, own)]
+    for ws in dict.fromkeys([*roster.readable(agent), *roster.writable(agent)]):
+        if ws != own:
+            try:
+                read.append(confine.workspace_folder(home.root, ws))
+            except ToolRefused:  # a workspace behind a link: not reachable at all
+                continue
+    write = (confine.workspace_folder(home.root, own),) if writable else ()
+    jail = Jail(home.root, tuple(read), write, network=settings.network)
+    return jail, (None if version >= sandbox.MIN_ABI else f"partly confined: {why}")
+
+
 def run(
-    argv: Sequence[str], cwd: Path, *, timeout: float, cap: int, env: Mapping[str, str]
+    argv: Sequence[str],
+    cwd: Path,
+    *,
+    timeout: float,
+    cap: int,
+    env: Mapping[str, str],
+    jail: Jail | None = None,
 ) -> Finished:
-    """Run `argv` in `cwd`; at most `timeout` seconds, the first `cap` bytes of output."""
+    """Run `argv` in `cwd`; at most `timeout` seconds, the first `cap` bytes of output.
+
+    In `jail` when given (see `jail_of`); None runs it unconfined.
+    """
+    program = _program(argv[0], cwd, env)
+    if jail is None:
+        return _watch(list(argv), program, cwd, dict(env), timeout, cap)
+    scratch = _scratch(jail.home)
+    try:
+        paths = sandbox.rules(
+            str(jail.home), read=map(str, jail.read), write=[*map(str, jail.write), scratch],
+            program=program, network=jail.network,
+        )  # fmt: skip
+        try:
+            rules = sandbox.ruleset(paths, network=jail.network)
+        except OSError as e:  # landlockpy's LandlockError is one
+            raise ToolRefused(f"cannot confine the command: {e.strerror or e}") from None
+        private = {"HOME": scratch, "TMPDIR": scratch, "TMP": scratch, "TEMP": scratch}
+        env = {k: v for k, v in env.items() if not k.startswith("XDG_")} | private
+        try:
+            return _launch(argv, program, rules, cwd, env, timeout, cap)
+        finally:
+            os.close(rules)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _launch(
+    argv: Sequence[str],
+    program: str,
+    rules: int,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    cap: int,
+) -> Finished:
+    """Run `argv` through the launcher, which enforces the ruleset `rules` on itself."""
+    r, w = os.pipe()  # the launcher's report: empty, and closed by exec, when all went well
+    with os.fdopen(r, "rb") as report, os.fdopen(w, "wb") as writer:
+        launch = sandbox.launcher(rules, w, program, argv)
+        done = _watch(launch, sys.executable, cwd, env, timeout, cap, (rules, w))
+        writer.close()
+        failed = report.read(4096).decode("utf-8", errors="replace")
+    if failed:
+        raise ToolRefused(failed)
+    return done
+
+
+def _program(name: str, cwd: Path, env: Mapping[str, str]) -> str:
+    """The file `name` starts: looked up on the command's PATH as exec does, from `cwd`."""
+    folders = [""] if "/" in name else env.get("PATH", os.defpath).split(os.pathsep)
+    seen = False
+    for folder in folders:
+        path = os.path.join(cwd, folder, name)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            seen = True
+    raise ToolRefused(f"command not {'executable' if seen else 'found'}: '{name}'")
+
+
+def _scratch(home: Path) -> str:
+    """A new private folder, `.zoo/tmp/run-*`, for one command's temporary files."""
+    root = home / ".zoo" / "tmp"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stale = time.time() - SCRATCH_DAYS * 86400
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < stale:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+        return tempfile.mkdtemp(prefix="run-", dir=root)
+    except OSError as e:
+        why = f"cannot make the command's temporary folder in {root}: {e.strerror}"
+        raise ToolRefused(why) from None
+
+
+def _watch(
+    argv: list[str],
+    program: str,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    cap: int,
+    pass_fds: tuple[int, ...] = (),
+) -> Finished:
+    """Start `argv` (the file `program`) and collect its output until it ends or times out."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+            argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            pass_fds=pass_fds,
         )  # fmt: skip
     except FileNotFoundError:
         raise ToolRefused(f"command not found: '{argv[0]}'") from None

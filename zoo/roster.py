@@ -207,6 +207,18 @@ class GitSettings:
 
 
 @dataclass(frozen=True)
+class SandboxSettings:
+    """How the commands `run` starts are confined (Linux Landlock; see sandbox.py)."""
+
+    __pydantic_config__ = _FORBID
+    confine: Literal["required", "best-effort", "never"] = "required"
+    """required: a command runs only confined, and is refused where the kernel cannot
+    confine it; best-effort: there it runs unconfined, journaled; never: not confined."""
+    network: bool = False
+    """Let commands connect and listen over TCP (denied by default, where the kernel can)."""
+
+
+@dataclass(frozen=True)
 class Roster:
     """zoo.yaml, version 1 (DESIGN §2)."""
 
@@ -221,6 +233,7 @@ class Roster:
     defaults: Defaults = field(default_factory=Defaults)
     schedules: dict[str, Schedule] = field(default_factory=dict)
     git: GitSettings = field(default_factory=GitSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
     def workspace_of(self, agent: str) -> str:
         if agent == self.lead:

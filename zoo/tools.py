@@ -326,15 +326,17 @@ def _run(ctx: ToolContext, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     workspace = ctx.roster.workspace_of(ctx.agent)
     cwd = confine.workspace_folder(ctx.home.root, workspace)
     keys = [t.api_key_env for t in ctx.roster.models.values() if t.api_key_env]
+    jail, warning = commands.jail_of(ctx.home, ctx.roster, ctx.agent)
     done = commands.run(
         argv, cwd, timeout=ctx.roster.defaults.timeout_s, cap=MAX_OUTPUT_BYTES,
-        env=commands.child_env(ctx.env, keys),
+        env=commands.child_env(ctx.env, keys), jail=jail,
     )  # fmt: skip
+    how = f" ({warning})" if warning else ""
     ctx.outcome.notes.append(
-        f"ran `{commands.shown(argv)}` in {workspace}/: {done.text().splitlines()[0]}"
+        f"ran `{commands.shown(argv)}` in {workspace}/{how}: {done.text().splitlines()[0]}"
     )
     fields = {"command": argv, "exit": done.code, "seconds": round(done.seconds, 3),
-              "timed_out": done.timed_out or None}  # fmt: skip
+              "timed_out": done.timed_out or None, "sandbox": warning}  # fmt: skip
     return done.text(), fields
 
 
