@@ -56,6 +56,35 @@ def _agent_names(roster: str) -> list[str]:
     return list((yaml.safe_load(textwrap.dedent(roster)) or {}).get("agents", {}) or {})
 
 
+def isolate_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """git sees no config of this machine (a fresh HOME, no system config, no identity) and
+    no repository above tmp_path; returns the fresh HOME."""
+    user = tmp_path / "user"
+    user.mkdir()
+    monkeypatch.setenv("HOME", str(user))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    for name in ("GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "EMAIL",
+                 "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                 "GIT_COMMITTER_EMAIL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    return user
+
+
+SECRET = "SENTINEL-SECRET-5b1e"
+"""What the sentinel folder outside the home holds: no agent may ever read it."""
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Path:
+    """A folder next to the home, outside it, with a secret file in it."""
+    folder = tmp_path / "sentinel"
+    folder.mkdir()
+    (folder / "secret.txt").write_text(SECRET, encoding="utf-8")
+    return folder
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     """A small zoo home: roo routes, beaver -> owl -> lark."""

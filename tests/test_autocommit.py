@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, make_home
+from tests.conftest import REPO, isolate_git, make_home
 from zoo.autocommit import AutoCommitter, Noted, commit_message, committable
 from zoo.home import Home
 
@@ -53,17 +53,7 @@ def write(home: Home, rel: str, text: str = "work\n") -> None:
 @pytest.fixture(autouse=True)
 def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """git sees no config of this machine: a fresh HOME, no system config, no identity."""
-    user = tmp_path / "user"
-    user.mkdir()
-    monkeypatch.setenv("HOME", str(user))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(user / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    for name in ("GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "EMAIL",
-                 "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                 "GIT_COMMITTER_EMAIL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    return user
+    return isolate_git(tmp_path, monkeypatch)
 
 
 def set_identity(user: Path) -> None:

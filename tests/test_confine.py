@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_home, open_zoo
+from tests.conftest import SECRET, make_home, open_zoo
 from zoo import tasks
 from zoo.confine import ConfinementError, read_in_home
 from zoo.errors import ToolRefused
@@ -26,8 +26,6 @@ from zoo.models.scripted import ScriptedModel, call, says
 from zoo.router import dispatch
 from zoo.runner import run_once, runner_lock
 from zoo.tools import ToolContext, execute
-
-SECRET = "SENTINEL-SECRET-7f3a"
 
 ROSTER = """\
 version: 1
@@ -43,14 +41,6 @@ agents:
   owl: {role: QA, workspace: qa}
   ops: {role: Ops, workspace: ops}
 """
-
-
-@pytest.fixture
-def sentinel(tmp_path: Path) -> Path:
-    folder = tmp_path / "sentinel"
-    folder.mkdir()
-    (folder / "secret.txt").write_text(SECRET, encoding="utf-8")
-    return folder
 
 
 @pytest.fixture

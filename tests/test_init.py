@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ZooCli
+from tests.conftest import ZooCli, isolate_git
 
 NEXT = 'zoo dispatch "Write a short post about our launch" && zoo run --once'
 
@@ -20,14 +20,7 @@ NEXT = 'zoo dispatch "Write a short post about our launch" && zoo run --once'
 def where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The user is in tmp_path/work; git sees no config of this machine and no repository
     above tmp_path."""
-    user = tmp_path / "user"
-    user.mkdir()
-    monkeypatch.setenv("HOME", str(user))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(user / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL"):
-        monkeypatch.delenv(name, raising=False)
+    isolate_git(tmp_path, monkeypatch)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -184,13 +184,11 @@ def test_editing_zoo_yaml_invalidates_the_cache(home: Home) -> None:
     assert load_roster(home).name == "tost"
 
 
-def test_another_zoo_version_invalidates_the_cache(
-    home: Home, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    load_roster(home)
-    calls: list[Path] = []
+def _count_validations(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths zoo.yaml is validated from (not read from the cache), from now on."""
     import zoo.rostercheck
 
+    calls: list[Path] = []
     real = zoo.rostercheck.validate_roster
 
     def counting(raw: bytes, path: Path) -> Roster:
@@ -198,6 +196,14 @@ def test_another_zoo_version_invalidates_the_cache(
         return real(raw, path)
 
     monkeypatch.setattr(zoo.rostercheck, "validate_roster", counting)
+    return calls
+
+
+def test_another_zoo_version_invalidates_the_cache(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_roster(home)
+    calls = _count_validations(monkeypatch)
     monkeypatch.setattr(roster_module, "__version__", "999.0.0")
     load_roster(home)
     assert calls == [home.roster_path]
@@ -674,16 +680,7 @@ def test_a_change_to_the_checks_code_invalidates_the_cache(
     checks.write_text("# the checks, version 1\n", encoding="utf-8")
     monkeypatch.setattr(roster_module, "CHECKS", (checks,))
     load_roster(home)
-    calls: list[Path] = []
-    import zoo.rostercheck
-
-    real = zoo.rostercheck.validate_roster
-
-    def counting(raw: bytes, path: Path) -> Roster:
-        calls.append(path)
-        return real(raw, path)
-
-    monkeypatch.setattr(zoo.rostercheck, "validate_roster", counting)
+    calls = _count_validations(monkeypatch)
     load_roster(home)
     assert calls == []  # the same code: the cache is used
     checks.write_text("# the checks, version 2\n", encoding="utf-8")

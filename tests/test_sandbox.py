@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ZooCli, make_home, open_zoo
+from tests.conftest import SECRET, ZooCli, make_home, open_zoo
 from zoo import commands, sandbox
 from zoo.errors import ToolRefused
 from zoo.home import Home
@@ -28,7 +28,6 @@ from zoo.models.scripted import call
 from zoo.tools import ToolContext, execute, perform
 
 PY = sys.executable
-SECRET = "SENTINEL-SECRET-5b1e"
 REFUSALS = ("Permission denied", "PermissionError", "Invalid cross-device link")
 """How the kernel says no: EACCES, or EXDEV for a link or rename across folders."""
 ABI = sandbox.abi()[0]
@@ -51,14 +50,6 @@ agents:
   owl: {{role: QA, workspace: qa}}
   ops: {{role: Ops, workspace: ops}}
 """
-
-
-@pytest.fixture
-def sentinel(tmp_path: Path) -> Path:
-    folder = tmp_path / "sentinel"
-    folder.mkdir()
-    (folder / "secret.txt").write_text(SECRET, encoding="utf-8")
-    return folder
 
 
 @pytest.fixture
