@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from llmock.scenarios import Reply, ToolCall
 from llmock.testing import LLMockServer
 
-from tests.conftest import ZooCli, make_home
+from tests.conftest import SMALL_ROSTER, ZooCli, make_home
 from tests.test_providers import COMPLETIONS, KEYS
 from tests.test_providers import roster as wire_roster
 from zoo.doctor import diagnose
@@ -96,3 +97,24 @@ def test_a_missing_playbook_and_a_broken_roster_fail(tmp_path: Path, zoo_cli: Zo
     r = zoo_cli("doctor", "--home", str(home.root))
     assert (r.code, r.out) == (1, f"fail roster: {home.roster_path}:1: agents: required key is "
                                   "missing\n")  # fmt: skip
+
+
+def test_doctor_says_whether_commands_can_be_confined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo import sandbox
+
+    tools = "tools: [read_file, write_file, list_files, remember, handoff, escalate]"
+    runs = tools.replace("list_files,", "list_files, run,")
+    home = make_home(tmp_path / "zoo", SMALL_ROSTER.replace(tools, runs))
+    why = "this kernel has no Landlock, or it is not enabled at boot"
+    monkeypatch.setattr(sandbox, "abi", lambda: (0, why))
+    [check] = [c for c in diagnose(home, env={}).checks if c.name == "sandbox"]
+    assert check.verdict == "fail" and check.detail == (
+        f"commands cannot be confined here: {why}; agents' run is refused "
+        "(sandbox: {confine: best-effort} runs them unconfined)"
+    )
+    monkeypatch.setattr(sandbox, "abi", lambda: (7, ""))
+    [check] = [c for c in diagnose(home, env={}).checks if c.name == "sandbox"]
+    assert (check.verdict, check.detail) == ("ok", "commands run confined (Landlock ABI 7, no "
+                                             "network)")  # fmt: skip

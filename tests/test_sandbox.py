@@ -306,6 +306,9 @@ def test_where_the_kernel_cannot_confine_a_command_is_refused_unless_the_roster_
         "commands cannot be confined here: Landlock ABI 2 cannot stop a command truncating "
         "files outside, ABI 3 (Linux 6.2) can; "
     )
+    unlisted = call("run", command=["make", "deploy"])  # would wait for a person's approval
+    with pytest.raises(ToolRefused):  # refused now: an approval could never let it run
+        execute(required, unlisted)
 
 
 def test_sandbox_off_runs_commands_unconfined_and_says_so(tmp_path: Path, sentinel: Path) -> None:

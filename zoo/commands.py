@@ -118,6 +118,23 @@ def child_env(environ: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[s
     }
 
 
+def refuse_unconfinable(roster: Roster) -> None:
+    """Raise `ToolRefused` when zoo.yaml requires confinement (the default) and the kernel
+    cannot give it (checked before a command may wait for approval, and before it runs)."""
+    if roster.sandbox.confine != "required":
+        return
+    version, why = sandbox.abi()
+    if version < sandbox.MIN_ABI:
+        why = why or (
+            f"Landlock ABI {version} cannot stop a command truncating files outside, "
+            f"ABI {sandbox.MIN_ABI} (Linux 6.2) can"
+        )
+        raise ToolRefused(
+            f"commands cannot be confined here: {why}; to run them anyway, "
+            "set 'sandbox: {confine: best-effort}' in zoo.yaml"
+        )
+
+
 def jail_of(home: Home, roster: Roster, agent: str) -> tuple[Jail | None, str | None]:
     """How `agent`'s commands run: the jail (None: unconfined) and a warning, if any.
 
@@ -127,19 +144,10 @@ def jail_of(home: Home, roster: Roster, agent: str) -> tuple[Jail | None, str | 
     settings = roster.sandbox
     if settings.confine == "never":
         return None, "unconfined: zoo.yaml says sandbox: {confine: never}"
+    refuse_unconfinable(roster)
     version, why = sandbox.abi()
-    if version < sandbox.MIN_ABI:
-        why = why or (
-            f"Landlock ABI {version} cannot stop a command truncating files outside, "
-            f"ABI {sandbox.MIN_ABI} (Linux 6.2) can"
-        )
-        if settings.confine == "required":
-            raise ToolRefused(
-                f"commands cannot be confined here: {why}; to run them anyway, "
-                "set 'sandbox: {confine: best-effort}' in zoo.yaml"
-            )
-        if version == 0:
-            return None, f"unconfined: {why}"
+    if version == 0:
+        return None, f"unconfined: {why}"
     own = roster.workspace_of(agent)
     writable = own in roster.writable(agent)
     read = [] if writable else [confine.workspace_folder(home.root, own)]
@@ -151,7 +159,10 @@ def jail_of(home: Home, roster: Roster, agent: str) -> tuple[Jail | None, str | 
                 continue
     write = (confine.workspace_folder(home.root, own),) if writable else ()
     jail = Jail(home.root, tuple(read), write, network=settings.network)
-    return jail, (None if version >= sandbox.MIN_ABI else f"partly confined: {why}")
+    if version >= sandbox.MIN_ABI:
+        return jail, None
+    return jail, (f"partly confined: Landlock ABI {version} cannot stop a command truncating "
+                  f"files outside, ABI {sandbox.MIN_ABI} (Linux 6.2) can")  # fmt: skip
 
 
 def run(

@@ -3,7 +3,8 @@
 Each check says ok, warn or fail, and what it saw. The checks: the roster; each tier an
 agent uses (its key is set; a `base_url` server answers and lists the model; with
 `call=True` a one-line call, its latency, and whether the model called a tool natively,
-wrote the call as text, or neither); the memory files; git (a repository,
+wrote the call as text, or neither); the memory files; whether agents' commands can be
+confined; git (a repository,
 an identity for autocommit); the inotify watch limit against the folders `zoo run`
 watches; free disk space; whether a runner is up. Nothing here changes the home, but a
 `call` is a real model call: it is journaled and its cost counted like any other.
@@ -76,6 +77,8 @@ def diagnose(home: Home, *, call: bool = False, env: Mapping[str, str] | None = 
     for tier in sorted({roster.tier_name(a) for a in roster.agents}):
         report.checks += _tier(zoo, tier, call)
     report.checks += _files(zoo)
+    if any("run" in a.tools for a in roster.agents.values()):
+        report.checks.append(_sandbox(roster))
     report.checks.append(_git(zoo))
     report.checks.append(_watches(home))
     report.checks.append(_disk(home))
@@ -167,6 +170,25 @@ def _files(zoo: Any) -> Iterator[Check]:
     else:
         size = home.memory_path.stat().st_size if home.memory_path.exists() else 0
         yield Check("memory", "ok", f"memory files readable; MEMORY.md {size / 1024:.1f} KiB")
+
+
+def _sandbox(roster: Any) -> Check:
+    """Whether the commands agents `run` can be confined here, as zoo.yaml asks."""
+    from zoo import sandbox
+
+    confine = roster.sandbox.confine
+    if confine == "never":
+        return Check("sandbox", "warn", "commands run unconfined (sandbox: {confine: never})")
+    version, why = sandbox.abi()
+    if version >= sandbox.MIN_ABI:
+        net = "network allowed" if roster.sandbox.network else "no network"
+        return Check("sandbox", "ok", f"commands run confined (Landlock ABI {version}, {net})")
+    why = why or f"Landlock ABI {version} is older than {sandbox.MIN_ABI} (Linux 6.2)"
+    if confine == "required":
+        return Check("sandbox", "fail", f"commands cannot be confined here: {why}; agents' "
+                                        "run is refused (sandbox: {confine: best-effort} runs "
+                                        "them unconfined)")  # fmt: skip
+    return Check("sandbox", "warn", f"commands run unconfined: {why} (best-effort)")
 
 
 def _git(zoo: Any) -> Check:

@@ -340,8 +340,9 @@ def _run(ctx: ToolContext, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return done.text(), fields
 
 
-def _check_run(_ctx: ToolContext, args: dict[str, Any]) -> None:
+def _check_run(ctx: ToolContext, args: dict[str, Any]) -> None:
     commands.argv_of(args.get("command"))
+    commands.refuse_unconfinable(ctx.roster)  # refused now, not after a person approved it
 
 
 _HANDLERS: dict[str, Callable[[ToolContext, dict[str, Any]], tuple[str, dict[str, Any]]]] = {
