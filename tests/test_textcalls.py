@@ -36,7 +36,10 @@ def test_calls_mixed_with_prose_keep_the_prose() -> None:
     )
     found = parse(text)
     assert [c.name for c in found.calls] == ["read_file", "remember"]
-    assert [c.id for c in found.calls] == ["text-0", "text-1"]
+    first, second = (c.id for c in found.calls)
+    assert first.startswith("text-") and first.endswith("-0") and second == first[:-1] + "1"
+    assert [c.id for c in parse(text).calls] == [first, second]  # the same text, the same ids
+    assert all(c.written for c in found.calls)
     assert found.text == "I will read the lead first.\n\n\n\nThen I hand it on."
 
 

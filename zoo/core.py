@@ -37,6 +37,17 @@ def attempt_events(
     ]  # fmt: skip
 
 
+def reply_fields(reply: Reply) -> dict[str, Any]:
+    """What a `model.reply` event says of a reply: model, tokens (`estimated` when the
+    server sent no usage), and its tool calls (`tool_format: text` when written in text)."""
+    return {
+        "model": reply.model or None, "input_tokens": reply.usage.input_tokens,
+        "output_tokens": reply.usage.output_tokens, "estimated": reply.usage_estimated or None,
+        "tool_calls": len(reply.tool_calls) or None,
+        "tool_format": "text" if any(c.written for c in reply.tool_calls) else None,
+    }  # fmt: skip
+
+
 @dataclass
 class Retried:
     """What `zoo retry` did: the tasks queued again, and why the others were not."""

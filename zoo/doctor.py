@@ -126,6 +126,7 @@ PING = "ping"
 
 def _call(zoo: Any, tier: str) -> Check:
     """A one-line call offering one tool: its latency, and how the model calls tools."""
+    from zoo.core import reply_fields
     from zoo.models.base import Message, Request, ToolSpec
     from zoo.models.textcalls import parse
 
@@ -146,12 +147,12 @@ def _call(zoo: Any, tier: str) -> Check:
     ms = (time.perf_counter() - started) * 1000
     usd = zoo.spent("doctor", reply.tier or tier, reply.usage)
     zoo.ledger.flush()
-    zoo.journal.write("model.reply", tier=reply.tier or tier, model=reply.model or None,
-                      purpose="doctor", input_tokens=reply.usage.input_tokens,
-                      output_tokens=reply.usage.output_tokens, usd=usd)  # fmt: skip
-    if any(c.name == PING for c in reply.tool_calls):
+    zoo.journal.write("model.reply", tier=reply.tier or tier, purpose="doctor",
+                      **reply_fields(reply), usd=usd)  # fmt: skip
+    pings = [c for c in reply.tool_calls if c.name == PING]
+    if pings and not pings[0].written:
         how = "tool calls: native"
-    elif any(c.name == PING for c in parse(reply.text, [PING]).calls):
+    elif pings or any(c.name == PING for c in parse(reply.text, [PING]).calls):
         how = "tool calls: written as text (tool_format: text or auto reads them)"
     else:
         how = "tool calls: none seen (the model answered in prose)"

@@ -116,6 +116,17 @@ class Tier:
     """The tier to try when this one keeps failing; only where declared."""
     price: Price = field(default_factory=Price)
     """For cost accounting."""
+    tool_format: Literal["native", "text", "auto"] | None = None
+    """How the model calls tools (provider openai): `native` (the API's tool calls), `text`
+    (tools described in the prompt, calls read from the reply's text: a server with no tool
+    support), `auto` (native, and a reply whose text is a call is taken as one). Unset:
+    `auto` for a `base_url` server, else `native`."""
+
+    def tools_as(self) -> Literal["native", "text", "auto"]:
+        """`tool_format`, or its default for this tier."""
+        if self.tool_format is not None:
+            return self.tool_format
+        return "auto" if self.base_url is not None else "native"
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,9 @@ def _reference_problems(r: Roster) -> Iterator[tuple[Loc, str]]:
             yield ("models", name, "fallback"), _unknown("model tier", tier.fallback, tiers)
         elif tier.fallback == name:
             yield ("models", name, "fallback"), "a tier cannot fall back to itself"
+        if tier.tool_format is not None and tier.provider not in ("openai", "auto"):
+            yield (("models", name, "tool_format"),
+                   "tool_format is for OpenAI-compatible servers (provider: openai)")  # fmt: skip
     for provider in r.limits:
         if provider not in PROVIDERS:
             yield ("limits", provider), _unknown("provider", provider, PROVIDERS)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import leases, playbooks, tasks
-from zoo.core import Zoo, attempt_events
+from zoo.core import Zoo, attempt_events, reply_fields
 from zoo.errors import (
     BudgetExceeded,
     ModelError,
@@ -151,8 +151,7 @@ def _ask_lead(zoo: Zoo, text: str, task_id: str | None, purpose: str) -> tuple[R
     zoo.journal.write_many([
         *attempt_events(reply.attempts, task_id, lead, purpose),
         ("model.reply", {"task": task_id, "agent": lead, "purpose": purpose, "tier": answered,
-                         "model": reply.model or None, "input_tokens": reply.usage.input_tokens,
-                         "output_tokens": reply.usage.output_tokens, "usd": usd}),
+                         **reply_fields(reply), "usd": usd}),
     ])  # fmt: skip
     call = next((c for c in reply.tool_calls if c.name == ROUTE_TOOL_NAME), None)
     if call is None:

@@ -218,18 +218,25 @@ def _replay(lines: list[bytes]) -> Resumed:
 
 
 def _reply_doc(reply: Reply) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "text": reply.text,
-        "calls": [[c.id, c.name, c.arguments, c.error] for c in reply.tool_calls],
+        "calls": [[c.id, c.name, c.arguments, c.error, *([True] if c.written else [])]
+                  for c in reply.tool_calls],
         "stop": reply.stop_reason,
         "usage": [reply.usage.input_tokens, reply.usage.output_tokens],
         "model": reply.model,
         "tier": reply.tier,
-    }
+    }  # fmt: skip
+    if reply.written is not None:
+        doc["written"] = reply.written
+    if reply.usage_estimated:
+        doc["estimated"] = True
+    return doc
 
 
 def _reply_of(doc: dict[str, Any]) -> Reply:
-    calls = tuple(ToolCall(i, name, args, error) for i, name, args, error in doc["calls"])
+    calls = tuple(ToolCall(i, name, args, error, *written)
+                  for i, name, args, error, *written in doc["calls"])  # fmt: skip
     return Reply(
         text=doc["text"],
         tool_calls=calls,
@@ -237,4 +244,6 @@ def _reply_of(doc: dict[str, Any]) -> Reply:
         usage=Usage(*doc["usage"]),
         model=doc["model"],
         tier=doc["tier"],
+        written=doc.get("written"),
+        usage_estimated=bool(doc.get("estimated")),
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from zoo import approvals, playbooks
 from zoo.confine import ConfinementError
-from zoo.core import Event, Zoo, attempt_events
+from zoo.core import Event, Zoo, attempt_events, reply_fields
 from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, stops_run
 from zoo.memory import Entry
 from zoo.models.base import Message, Reply, Request, ToolCall
@@ -87,7 +87,8 @@ def turn(
                 log.reply(reply)
             if reply.text.strip():
                 texts.append(reply.text.strip())
-            messages.append(Message("assistant", reply.text, reply.tool_calls))
+            said = reply.written if reply.written is not None else reply.text
+            messages.append(Message("assistant", said, reply.tool_calls))
             if not reply.tool_calls:
                 return ctx.outcome, texts, events.pending, None
             for i, call in enumerate(reply.tool_calls):
@@ -171,16 +172,14 @@ def _with(base: Request, messages: list[Message]) -> Request:
 
 
 def _reply_fields(task: Task, agent: str, tier: str, reply: Reply) -> dict[str, Any]:
-    return {
-        "task": task.id, "agent": agent, "tier": tier, "model": reply.model or None,
-        "input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens,
-        "tool_calls": len(reply.tool_calls) or None,
-    }  # fmt: skip
+    return {"task": task.id, "agent": agent, "tier": tier, **reply_fields(reply)}
 
 
 def _run_tool(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
     """Check and run one call; its event is written before the model hears back."""
     fields: dict[str, Any] = {"task": ctx.task_id, "agent": ctx.agent, "tool": call.name}
+    if call.written:
+        fields["format"] = "text"  # the model wrote the call in its reply's text
     if ctx.redo:
         fields["redo"] = True
     try:

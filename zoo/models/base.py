@@ -29,6 +29,8 @@ class ToolCall:
     """As the model sent them; tools validate them before use."""
     error: str | None = None
     """Why the arguments could not be read (not JSON, not an object): a tool error."""
+    written: bool = False
+    """The model wrote this call in its text (a local model without native tool calls)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class Reply:
     """The tier that answered (a fallback's, when the agent's own tier failed)."""
     attempts: tuple[Attempt, ...] = ()
     """Tries that failed before this answer, in order (each is a journal event)."""
+    written: str | None = None
+    """When the calls were written in the text: the model's whole text (`text` holds the
+    words around the calls), so the conversation goes on as the model wrote it."""
+    usage_estimated: bool = False
+    """The server reported no usage: `usage` is counted from the text (4 characters a token)."""
 
 
 class Model(ABC):

@@ -115,7 +115,7 @@ class Models:
         if resolved.provider == "openai":
             from zoo.models.openai import OpenAIModel
 
-            return OpenAIModel(resolved.model, key, tier.base_url, timeout)
+            return OpenAIModel(resolved.model, key, tier.base_url, timeout, tier.tools_as())
         raise ConfigError("zoo.yaml", None, f"models.{resolved.tier}.provider",
                           f"unknown provider '{resolved.provider}'")  # fmt: skip
 

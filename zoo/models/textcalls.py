@@ -18,13 +18,14 @@ kept as its text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.models.base import ToolCall
+from zoo.models.base import Request, ToolCall
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL)
 _FENCED = re.compile(r"```[ \t]*(?:json|tool_call|tool|javascript)?[ \t]*\n(.*?)\n?```", re.DOTALL)
@@ -40,9 +41,10 @@ class Found:
     text: str
 
 
-def parse(text: str, offered: Collection[str] = (), *, id_prefix: str = "text") -> Found:
+def parse(text: str, offered: Collection[str] = ()) -> Found:
     """The tool calls written in `text` (none: `text` as it is); `offered`: the tools the
-    model was given, which alone may be called without an `arguments` key."""
+    model was given, which alone may be called without an `arguments` key. Each call's id
+    is made of the text, so the same reply always gives the same ids."""
     calls: list[ToolCall] = []
     rest = text
     for pattern in (_TAGGED, _FENCED):
@@ -60,9 +62,11 @@ def parse(text: str, offered: Collection[str] = (), *, id_prefix: str = "text") 
         bare = _calls_in(rest.strip(), offered)
         if bare:
             calls, rest = bare, ""
+    prefix = "text-" + hashlib.sha256(text.encode(errors="replace")).hexdigest()[:8]
     return Found(
         tuple(
-            ToolCall(f"{id_prefix}-{i}", c.name, c.arguments, c.error) for i, c in enumerate(calls)
+            ToolCall(f"{prefix}-{i}", c.name, c.arguments, c.error, written=True)
+            for i, c in enumerate(calls)
         ),
         rest.strip() if calls else text,
     )
@@ -102,3 +106,23 @@ def _call(item: Any, offered: Collection[str]) -> ToolCall | None:
     if not isinstance(arguments, dict):
         return ToolCall("", name, {}, error="arguments must be a JSON object")
     return ToolCall("", name, arguments)
+
+
+def instructions(request: Request) -> str:
+    """How to call the request's tools in text, for a server with no tool support: appended
+    to the system prompt (`tool_format: text`)."""
+    lines = [
+        "",
+        "",
+        "# Tools",
+        "To call a tool, write the call on its own, in this form, one block per call:",
+        '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>',
+        "Then stop and wait: the result comes back in the next message.",
+    ]
+    if request.require_tool:
+        lines.append(f"Answer with a call of {request.require_tool}, and nothing else.")
+    lines.append("The tools, with the JSON schema of their arguments:")
+    for tool in request.tools:
+        schema = json.dumps(tool.parameters, separators=(",", ":"))
+        lines.append(f"- {tool.name}: {tool.description} Arguments: {schema}")
+    return "\n".join(lines)
