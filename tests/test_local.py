@@ -272,3 +272,33 @@ def test_budgets_hold_for_a_server_that_sends_no_usage(tmp_path: Path, no_usage:
     assert 0 < report.done < 8 and report.budget_spent
     spent = sum(float(str(e["usd"])) for e in events(home, "model.reply"))
     assert 0 < spent <= 1.6
+
+
+def test_the_example_zoo_runs_on_a_small_local_model(example_home: Home) -> None:
+    """The issue's setup: both tiers on a llama.cpp-like server that writes its tool calls
+    as text and sends no usage. The calls are executed: drafts written, notes kept,
+    handoffs chosen; tokens and spend are counted."""
+    from tests.localserver import point_at, serving
+
+    with serving() as (url, server):
+        roster = example_home.roster_path.read_text(encoding="utf-8")
+        example_home.roster_path.write_text(point_at(roster, url), encoding="utf-8")
+        task, _ = dispatch(Zoo.open(example_home, env={}),
+                           "Fix the login bug: users are logged out after a minute")  # fmt: skip
+        report = run(example_home, env={})
+        assert report.failed == [] and report.done == 1
+    done = tasks.read(example_home.workspace("done") / task.path.name)
+    agents = [line.split(" · ")[0] for line in done.body.splitlines() if line.startswith("## ")]
+    assert agents == ["## beaver", "## owl", "## lark"]
+    for agent in ("beaver", "owl", "lark"):
+        workspace = Zoo.open(example_home, env={}).roster.workspace_of(agent)
+        assert (example_home.workspace(workspace) / "drafts" / "local.md").is_file()
+        memory = (example_home.agents_dir / f"{agent}.memory.md").read_text(encoding="utf-8")
+        assert "The local model did this step." in memory
+    calls = events(example_home, "tool.call")
+    assert {c["format"] for c in calls} == {"text"} and len(calls) == 8  # lark: no handoff
+    handoffs = events(example_home, "task.handoff")
+    assert [h["agent"] for h in handoffs] == ["owl", "lark"]
+    replies = events(example_home, "model.reply")
+    assert all(r["estimated"] for r in replies) and done.meta["tokens"] > 0
+    assert all(isinstance(m["content"], str) for b in server.requests for m in b["messages"])
