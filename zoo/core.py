@@ -82,12 +82,9 @@ class Zoo:
         models = Models(roster, env, model)
         return cls(home, roster, Journal(home), Memory(home), models, Ledger(home))
 
-    def reopened(self) -> Zoo:
-        """This home with zoo.yaml read again, if `zoo check` accepts it now (else
-        `CheckFailed`): new models for the new tiers; the journal, memory and spend stay."""
-        from zoo.check import require_ok
-
-        roster = require_ok(self.home)
+    def with_roster(self, roster: Roster) -> Zoo:
+        """This home with another roster (zoo.yaml read again): new models for its tiers;
+        the journal, memory and spend stay the same."""
         models = Models(roster, self.models.env, self.models.override)
         return replace(self, roster=roster, models=models)
 

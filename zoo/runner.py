@@ -242,8 +242,10 @@ class Live:
             return False
         self._reload_asked.clear()
         self._roster_seen = seen
+        from zoo.check import require_ok
+
         try:
-            zoo = self.zoo.reopened()
+            zoo = self.zoo.with_roster(require_ok(self.zoo.home))
         except UserError as e:  # zoo.yaml does not validate, or `zoo check` rejects the home
             self.zoo.journal.write("roster.invalid", error=str(e))
             self.report.add(None, f"zoo.yaml changed but is invalid, so the runner keeps the "
