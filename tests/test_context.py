@@ -360,7 +360,7 @@ def serve(state: Fake, listen: bool = True) -> ThreadingHTTPServer:
 
 def started(server: ThreadingHTTPServer) -> ThreadingHTTPServer:
     server.server_activate()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     return server
 
 
