@@ -40,7 +40,9 @@ def test_a_zoo_that_can_work_passes_every_check(
     lines = r.out.splitlines()
     assert lines[0] == "ok   roster: zoo.yaml and the playbooks: 2 agents, 0 schedules"
     assert (
-        f"ok   server: tier gpt: {llm.base_url('openai')} answers and serves 'gpt-4o-mini'" in lines
+        f"ok   server: tier gpt: {llm.base_url('openai')} answers and serves 'gpt-4o-mini', "
+        "context 4,096 tokens (a default: the server does not say; set context_tokens to what it "
+        "holds)" in lines
     )
     assert all(line.split()[0] in ("ok", "warn") for line in lines)
     doc = json.loads(zoo_cli("doctor", "--json", "--home", str(home.root)).out)

@@ -112,8 +112,11 @@ def _tier(zoo: Any, tier: str, call: bool) -> Iterator[Check]:
     if spec.base_url is not None:
         try:
             zoo.models.ready(tier)
+            window = zoo.models.window(tier)
+            held = f"{window.tokens:,} tokens" if window.tokens else "not limited"
             yield Check("server", "ok", f"tier {tier}: {spec.base_url} answers and serves "
-                                        f"'{resolved.model}'")  # fmt: skip
+                                        f"'{resolved.model}', context {held} "
+                                        f"({window.source})")  # fmt: skip
         except ModelError as e:
             yield Check("server", "fail", f"tier {tier}: {e}")
             return

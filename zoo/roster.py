@@ -116,6 +116,9 @@ class Tier:
     """The tier to try when this one keeps failing; only where declared."""
     price: Price = field(default_factory=Price)
     """For cost accounting."""
+    context_tokens: Annotated[int, Range(512)] | None = None
+    """The tokens the model holds, prompt and answer together; prompts are fitted to it.
+    Unset: what a `base_url` server says, else 4,096; a hosted API's known window."""
     tool_format: Literal["native", "text", "auto"] | None = None
     """How the model calls tools (provider openai): `native` (the API's tool calls), `text`
     (tools described in the prompt, calls read from the reply's text: a server with no tool

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import leases, playbooks, tasks
+from zoo.context import fit
 from zoo.core import Zoo, attempt_events, reply_fields
 from zoo.errors import (
     BudgetExceeded,
@@ -136,6 +137,7 @@ def _ask_lead(zoo: Zoo, text: str, task_id: str | None, purpose: str) -> tuple[R
         meta={"agent": lead, "task": task_id, "purpose": purpose},
     )
     try:
+        request = fit(request, zoo.models.window(tier), tier).request  # or ContextExceeded
         reply, usd = zoo.paid_call(lead, tier, request, task=task_id)
     except (ModelError, BudgetExceeded) as e:
         events = attempt_events(getattr(e, "attempts", ()), task_id, lead, purpose)

@@ -14,6 +14,7 @@ from typing import Any
 
 from zoo import approvals, playbooks
 from zoo.confine import ConfinementError
+from zoo.context import Fitting, Prompt
 from zoo.core import Event, Zoo, attempt_events, reply_fields
 from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, stops_run
 from zoo.memory import Entry
@@ -71,19 +72,22 @@ def turn(
     texts: list[str] = []
     limit = roster.max_turns(agent)
     try:
+        prompt = task_prompt(zoo, agent, task)
         base = Request(
-            system=system_prompt(zoo, agent, task),
+            system=prompt.system(),
             messages=(),
             tools=specs(roster, agent),
             meta={"agent": agent, "task": task.id, "purpose": "turn"},
         )
-        messages = [Message("user", f"Task {task.id}: {task.title}\n\n{task.body}")]
+        messages = [Message("user", prompt.task())]
+        fitting = Fitting(prompt, zoo.models.window(tier),
+                          {"task": task.id, "agent": agent, "tier": tier}, events.add)  # fmt: skip
         for turn in range(limit):
             if turn < len(resumed.replies):
                 reply = resumed.replies[turn]
                 _count_tokens(task, reply)
             else:
-                reply = _ask(zoo, task, agent, tier, _with(base, messages), events)
+                reply = _ask(zoo, task, agent, tier, fitting.request(_with(base, messages)), events)
                 log.reply(reply)
             if reply.text.strip():
                 texts.append(reply.text.strip())
@@ -266,6 +270,12 @@ def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
 
     `PlaybookError` when the playbook cannot be used (the step fails: no turn without one).
     """
+    return task_prompt(zoo, agent, task).system()
+
+
+def task_prompt(zoo: Zoo, agent: str, task: Task) -> Prompt:
+    """The system prompt and the task message, in the parts that context.py may leave out
+    to fit the model's window; `PlaybookError` as `system_prompt`."""
     roster = zoo.roster
     spec = roster.agents[agent]
     text = playbooks.read(zoo.home, agent)
@@ -286,14 +296,10 @@ def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
     ]
     if spec.commands and "run" in spec.tools and "run" not in spec.approval:
         lines.append(f"Commands you may run without approval: `{'`, `'.join(spec.commands)}`.")
-    own = zoo.memory.own(agent)
-    if own:
-        lines += ["", "# Your memory", *(_entry_line(e) for e in own)]
-    shared = zoo.memory.relevant(f"{task.title}\n{task.body}")
-    if shared:
-        lines += ["", "# Team memory (MEMORY.md, the entries relevant to this task)"]
-        lines += [_entry_line(e) for e in shared]
-    return "\n".join(lines)
+    own = [_entry_line(e) for e in zoo.memory.own(agent)]
+    shared = [_entry_line(e) for e in zoo.memory.relevant(f"{task.title}\n{task.body}")]
+    body = f"Task {task.id}: {task.title}\n\n{task.body}"
+    return Prompt.of("\n".join(lines), own, shared, body)
 
 
 def _entry_line(entry: Entry) -> str:

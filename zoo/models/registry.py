@@ -12,9 +12,10 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, ModelUnavailable
 from zoo.limits import Limiter
 from zoo.models.base import Model
+from zoo.models.window import Window
 from zoo.models.wire import KEY_ENV, api_key
 from zoo.roster import Roster, Tier
 
@@ -64,6 +65,8 @@ class Models:
         self._built: dict[str, Model] = {}
         self._limiters: dict[str, Limiter] = {}
         self._lock = threading.Lock()
+        self._windows: dict[str, Window] = {}
+        self._asking: dict[str, threading.Lock] = {}
 
     def resolved(self, tier: str) -> Resolved:
         return resolve(tier, self.roster.tier(tier), self.env)
@@ -79,6 +82,42 @@ class Models:
     def ready(self, tier: str) -> None:
         """Raise `ModelUnavailable` unless the tier (or a fallback) can be called now."""
         self.for_tier(tier).ready()
+
+    def window(self, tier: str) -> Window:
+        """The tier's context window: its `context_tokens`, else what its server says (asked
+        once, and again only while it does not answer), else a default (models/window.py)."""
+        with self._lock:
+            asking = self._asking.setdefault(tier, threading.Lock())
+        with asking:
+            known = self._windows.get(tier)
+            if known is not None:
+                return known
+            found, final = self._find_window(tier)
+            if final:
+                self._windows[tier] = found
+            return found
+
+    def _find_window(self, name: str) -> tuple[Window, bool]:
+        from zoo.models import window
+
+        tier = self.roster.tier(name)
+        if tier.context_tokens is not None:
+            return Window(tier.context_tokens, "set in zoo.yaml"), True
+        resolved = self.resolved(name)
+        if resolved.provider != "openai" or tier.base_url is None:
+            return window.hosted(resolved.provider), True
+        if self.override is not None:  # another model answers for the server: not asked
+            return Window(window.LOCAL_CONTEXT_TOKENS, "a default for local servers"), True
+        try:
+            key: str | None = api_key(resolved.provider, name, tier, self.env)
+        except ModelUnavailable:
+            key = None  # the call will say so; the question goes without a key
+        try:
+            return window.ask(tier.base_url, resolved.model, key), True
+        except window.Unreachable:
+            unsaid = Window(window.LOCAL_CONTEXT_TOKENS, f"a default: {tier.base_url} did not "
+                                                         "answer")  # fmt: skip
+            return unsaid, False
 
     def for_agent(self, agent: str) -> Model:
         return self.for_tier(self.roster.tier_name(agent))
