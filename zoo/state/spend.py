@@ -22,13 +22,15 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import BudgetExceeded
 from zoo.models.base import Usage
-from zoo.roster import Budget, Tier
 from zoo.state.fs import atomic_write
 from zoo.state.home import Home
+
+if TYPE_CHECKING:
+    from zoo.roster import Budget, Tier
 
 
 def cost(tier: Tier, provider: str, usage: Usage) -> float:
