@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from zoo.home import DONE, Home
-from zoo.tasks import Task
+from zoo.state.home import DONE, Home
+from zoo.state.tasks import Task
 
 REPO = Path(__file__).resolve().parent.parent
 """The repository; only its example roster, playbooks and MEMORY.md are read."""

@@ -5,7 +5,7 @@ offline model) in a temporary home that is a git repository: the roster, playboo
 the `zoo init` .gitignore and the 200 dispatched briefs are its first commit. Then
 `run_once` is timed in-process under the runner lock, at the roster's concurrency,
 with zoo.yaml as is (autocommit off) and with `git: {autocommit: true}` (the runner
-notes each step to a zoo.autocommit.AutoCommitter and closes it before returning),
+notes each step to a zoo.engine.autocommit.AutoCommitter and closes it before returning),
 each run in a fresh home, the two interleaved over ROUNDS rounds (median kept).
 
 Reported: ms/step of each, the ratio on/off (target <= 1.2), the commits each run made
@@ -36,11 +36,11 @@ from _common import (
     temp_folder,
 )
 
-from zoo.autocommit import AutoCommitter
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
+from zoo.engine.autocommit import AutoCommitter
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
+from zoo.state.home import Home
 
 BRIEFS = 200
 CHAIN = 3

@@ -5,7 +5,7 @@ tasks in workspaces/done/. In each, `zoo status` and then `zoo dispatch "Fix the
 bug"` run as subprocesses (warmed up, then ~10 runs each, the two homes interleaved,
 median kept); dispatch routes by the roster's `routes` words at once, so each run adds
 one queued task to dev/, alike in both homes. The same two operations are also timed
-in-process (`zoo.reports.status`, `zoo.router.dispatch`), where the share that could
+in-process (`zoo.engine.reports.status`, `zoo.engine.router.dispatch`), where the share that could
 grow with done/ is not hidden by interpreter start-up. Reported: both figures and the
 ratio big/small; "flat" means a ratio of at most 1.10.
 
@@ -35,10 +35,10 @@ from _common import (
     time_once,
 )
 
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.reports import status
-from zoo.router import dispatch
+from zoo.engine.reports import status
+from zoo.engine.router import dispatch
+from zoo.engine.zoo import Zoo
+from zoo.state.home import Home
 
 SIZES = (10, 10_000)
 RUNS = 10

@@ -26,13 +26,13 @@ from typing import Any
 
 from _common import emit, install_note, parse_args, small_home, table, temp_folder
 
-from zoo.core import Zoo
-from zoo.home import DONE
+from zoo.engine.runner import Live
+from zoo.engine.watcher import POLL_S, Watcher
+from zoo.engine.zoo import Zoo
 from zoo.models.base import Model, Reply, Request
 from zoo.models.offline import OfflineModel
-from zoo.runner import Live
-from zoo.tasks import Task, slugify, utc_now
-from zoo.watcher import POLL_S, Watcher
+from zoo.state.home import DONE
+from zoo.state.tasks import Task, slugify, utc_now
 
 SAMPLES = 200
 POLL_SAMPLES = 10

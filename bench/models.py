@@ -23,10 +23,10 @@ from _common import install_note, small_home, table, temp_folder
 from llmock.scenarios import Delay, Reply
 from llmock.testing import LLMockServer
 
-from zoo.core import Zoo
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.models.base import Message, Request
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
 
 KEYS = {"ANTHROPIC_API_KEY": "sk-ant-bench", "OPENAI_API_KEY": "sk-bench"}
 CALLS = 300

@@ -47,7 +47,7 @@ FLOOR = "import typer, rich.console, yaml"
 _PROBE = """\
 import sys
 sys.argv = ["zoo", *{args!r}]
-from zoo import cli
+from zoo.cli import app as cli
 try:
     cli.main()
 except SystemExit:
@@ -83,11 +83,12 @@ from pathlib import Path
 marks = [("start", time.perf_counter())]
 import typer, rich.console, yaml
 marks.append(("floor imports (typer, rich.console, yaml)", time.perf_counter()))
-from zoo import cli
-marks.append(("import zoo.cli", time.perf_counter()))
-from zoo import render, reports
-marks.append(("import zoo.reports, zoo.render", time.perf_counter()))
-from zoo.home import Home
+from zoo.cli import app as cli
+marks.append(("import zoo.cli.app", time.perf_counter()))
+from zoo.cli import render
+from zoo.engine import reports
+marks.append(("import zoo.engine.reports, zoo.cli.render", time.perf_counter()))
+from zoo.state.home import Home
 doc = reports.status(Home(Path({home!r})))
 marks.append(("reports.status()", time.perf_counter()))
 real, sys.stdout = sys.stdout, open(os.devnull, "w", encoding="utf-8")
@@ -136,7 +137,7 @@ def main() -> None:
         commands = {
             "python -c pass": [str(PYTHON), "-c", "pass"],
             f"floor: python -c '{FLOOR}'": [str(PYTHON), "-c", FLOOR],
-            "python -c 'import zoo.cli'": [str(PYTHON), "-c", "import zoo.cli"],
+            "python -c 'import zoo.cli.app'": [str(PYTHON), "-c", "import zoo.cli.app"],
             "zoo --help": [str(ZOO), "--help"],
             "zoo status": [str(ZOO), *status_args],
         }

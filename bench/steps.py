@@ -9,8 +9,8 @@ runner overhead (wall - model), how many fsyncs and new files a step makes and t
 time spent in them, and the ms/step of the first and last 100 steps (from the
 journal's `step.finished` times, to show drift as MEMORY.md grows). A third run at
 concurrency 1 times the parts of a step (system prompt, task save, journal, memory,
-lease). For scale, the raw cost of one `zoo.fs.atomic_write` and one
-`zoo.fs.append_durable` on this disk is measured in the same run.
+lease). For scale, the raw cost of one `zoo.state.fs.atomic_write` and one
+`zoo.state.fs.append_durable` on this disk is measured in the same run.
 Target: runner overhead <= 1 ms a step.
 
 Run:  /work/venv/bin/python bench/steps.py [--json] [--profile]
@@ -35,13 +35,13 @@ from typing import Any
 
 from _common import install_note, parse_args, small_home, table, temp_folder
 
-from zoo import fs
-from zoo.core import Zoo
-from zoo.home import Home
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.models.base import Reply, Request
 from zoo.models.offline import OfflineModel
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
+from zoo.state import fs
+from zoo.state.home import Home
 
 BRIEFS = 200
 CHAIN = 3
@@ -53,11 +53,11 @@ MODEL = "OfflineModel.complete (the model itself)"
 FSYNC = "os.fsync (inside the rows above)"
 CREATE = "os.open creating a new file (inside the rows above)"
 PARTS: dict[str, tuple[str, ...]] = {
-    "system_prompt (playbook, memories)": ("zoo.turn:system_prompt",),
-    "tasks.save (task file write/move)": ("zoo.tasks:save",),
-    "Journal.write_many (events)": ("zoo.journal:Journal.write_many",),
-    "Memory.remember (remember tool)": ("zoo.memory:Memory.remember",),
-    "lease file write/remove": ("zoo.leases:hold", "zoo.runner:_lease"),
+    "system_prompt (playbook, memories)": ("zoo.engine.turn:system_prompt",),
+    "tasks.save (task file write/move)": ("zoo.state.tasks:save",),
+    "Journal.write_many (events)": ("zoo.state.journal:Journal.write_many",),
+    "Memory.remember (remember tool)": ("zoo.state.memory:Memory.remember",),
+    "lease file write/remove": ("zoo.state.leases:hold", "zoo.engine.runner:_lease"),
 }
 """Parts of a step timed in the breakdown run: label -> `module:attribute` candidates
 (the first that exists is timed; a part whose code has moved elsewhere shows n/a)."""
@@ -303,11 +303,11 @@ def run_bench(root: Path, concurrency: int, parts: bool = False) -> dict[str, An
 
 def profile_run(root: Path, limit: int = 25) -> str:
     """cProfile of a concurrency-1 run_once (main thread and the worker's steps), top costs."""
-    import zoo.runner
+    import zoo.engine.runner
 
     home, _, _, _ = fresh_home(root)
     main_profile, step_profile = cProfile.Profile(), cProfile.Profile()
-    real_step = zoo.runner.step
+    real_step = zoo.engine.runner.step
 
     def step(*args: Any) -> Any:
         step_profile.enable()  # profiles the calling (worker) thread
@@ -316,7 +316,7 @@ def profile_run(root: Path, limit: int = 25) -> str:
         finally:
             step_profile.disable()
 
-    zoo.runner.step = step
+    zoo.engine.runner.step = step
     try:
         with runner_lock(home):
             opened = Zoo.open(home, env={})
@@ -324,7 +324,7 @@ def profile_run(root: Path, limit: int = 25) -> str:
             run_once(opened, concurrency=1)
             main_profile.disable()
     finally:
-        zoo.runner.step = real_step
+        zoo.engine.runner.step = real_step
     out = io.StringIO()
     stats = pstats.Stats(step_profile, stream=out)
     stats.add(main_profile)
@@ -360,7 +360,7 @@ def render(raw: dict[str, float], runs: list[dict[str, Any]], parts: dict[str, A
                      [[name, f"{ms:.3f}"] for name, ms in raw.items()]))  # fmt: skip
     out.append("")
     out.append(table(
-        f"dispatch, in-process zoo.router.dispatch ({BRIEFS} briefs, routed by words)",
+        f"dispatch, in-process zoo.engine.router.dispatch ({BRIEFS} briefs, routed by words)",
         ["home", "ms/brief", "fsyncs/brief", "new files/brief"],
         [[f"c{r['concurrency']} home", f"{r['dispatch_ms_per_brief']:.2f}",
           f"{r['dispatch_fsyncs_per_brief']:.1f}", f"{r['dispatch_creates_per_brief']:.1f}"]

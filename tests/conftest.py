@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from zoo import cli
-from zoo.core import Zoo
-from zoo.home import Home
+from zoo.cli import app as cli
+from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel
+from zoo.state.home import Home
 
 if TYPE_CHECKING:
     from llmock.testing import LLMockServer

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli, make_home, open_zoo
-from zoo import approvals, commands, tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events
+from zoo.engine import approvals
+from zoo.engine.router import dispatch
+from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import RunReport, run_once, runner_lock
+from zoo.policy import commands
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 PY = sys.executable
 ROSTER = f"""\

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, isolate_git, make_home
-from zoo.autocommit import AutoCommitter, Noted, commit_message, committable
-from zoo.home import Home
+from zoo.engine.autocommit import AutoCommitter, Noted, commit_message, committable
+from zoo.state.home import Home
 
 TEMPLATE_GITIGNORE = (REPO / "zoo" / "templates" / "init" / "gitignore").read_text(encoding="utf-8")
 SETUP_IDENTITY = ("-c", "user.name=Setup", "-c", "user.email=setup@example.com")
@@ -132,7 +132,7 @@ def test_only_what_zoo_wrote_is_committable() -> None:
 
 
 def test_importing_the_module_does_not_import_git() -> None:
-    code = "import sys, zoo.autocommit; print('git' in sys.modules)"
+    code = "import sys, zoo.engine.autocommit; print('git' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

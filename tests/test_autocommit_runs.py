@@ -10,12 +10,14 @@ import pytest
 from tests.conftest import SMALL_ROSTER, ZooCli, make_home, open_zoo
 from tests.test_autocommit import git, hook, init_repo, set_identity
 from tests.test_autocommit import user_home as user_home  # autouse: git sees no machine config
-from zoo import approvals
-from zoo.autocommit import _release_written, _take_written, record_written
-from zoo.home import Home
+from zoo.engine import approvals
+from zoo.engine.router import dispatch
+from zoo.engine.runner import RunReport, run_once, runner_lock
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import RunReport, run_once, runner_lock
+from zoo.state.home import Home
+from zoo.state.written import record as record_written
+from zoo.state.written import release as _release_written
+from zoo.state.written import take as _take_written
 
 ROSTER = SMALL_ROSTER.rstrip("\n") + "\ngit: {autocommit: true}\n"
 KEY = "sk-ant-api03-" + "k3y" * 12

@@ -15,17 +15,17 @@ from llmock.scenarios import Delay, Reply
 from llmock.testing import LLMockServer
 
 from tests.conftest import ZooCli, make_home
-from zoo.core import Zoo
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.errors import BudgetExceeded
-from zoo.home import Home
-from zoo.journal import read_events
 from zoo.models.base import Model, Request, Usage, estimate_tokens
 from zoo.models.base import Reply as ModelReply
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.roster import Budget
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
-from zoo.spend import Ledger
+from zoo.state.home import Home
+from zoo.state.journal import read_events
+from zoo.state.spend import Ledger
 
 OUT_PRICE = 1000.0
 """USD per million output tokens: a call's estimate (a quarter of max_tokens = 1,024 output

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_ROSTER, Result, make_home
-from zoo.check import CheckFailed, require_ok
-from zoo.home import Home
+from zoo.roster.check import CheckFailed, require_ok
+from zoo.state.home import Home
 
 ZooCli = Callable[..., Result]
 
@@ -331,8 +331,8 @@ def test_require_ok_gives_the_roster_or_every_error(home: Home) -> None:
 def test_run_once_on_a_good_home_imports_no_pydantic(home: Home) -> None:
     code = (
         "import sys; sys.argv = ['zoo', 'run', '--once', '--home', sys.argv[1]]\n"
-        "import zoo.cli\n"
-        "try:\n    zoo.cli.main()\nexcept SystemExit:\n    pass\n"
+        "import zoo.cli.app\n"
+        "try:\n    zoo.cli.app.main()\nexcept SystemExit:\n    pass\n"
         "print(sorted({'pydantic', 'annotated_types'} & set(sys.modules)))\n"
     )
     # the first run validates zoo.yaml and caches it; the second checks without pydantic

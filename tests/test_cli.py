@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli
-from zoo import tasks
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.memory import Entry, Memory
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
+from zoo.state.memory import Entry, Memory
 
 
 def test_dispatch_json_names_the_routed_task(home: Home, zoo_cli: ZooCli) -> None:
@@ -131,7 +131,7 @@ def test_run_once_exits_1_on_a_broken_task_file(home: Home, zoo_cli: ZooCli) -> 
 
 
 def test_second_runner_exits_0_and_says_so(home: Home, zoo_cli: ZooCli) -> None:
-    from zoo.runner import runner_lock
+    from zoo.engine.runner import runner_lock
 
     with runner_lock(home):
         r = zoo_cli("run", "--once", "--home", str(home.root))
@@ -204,8 +204,8 @@ def test_version_and_help() -> None:
 def test_help_and_status_import_no_heavy_module(home: Home) -> None:
     code = (
         "import sys; sys.argv = ['zoo', 'status', '--home', sys.argv[1]]\n"
-        "import zoo.cli\n"
-        "try:\n    zoo.cli.main()\nexcept SystemExit:\n    pass\n"
+        "import zoo.cli.app\n"
+        "try:\n    zoo.cli.app.main()\nexcept SystemExit:\n    pass\n"
         "heavy = {'anthropic', 'openai', 'git', 'watchdog', 'pydantic'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
@@ -217,7 +217,7 @@ def test_help_and_status_import_no_heavy_module(home: Home) -> None:
 
 
 def test_status_shows_work_in_progress_from_live_leases(home: Home, zoo_cli: ZooCli) -> None:
-    from zoo.leases import RunnerLeases
+    from zoo.state.leases import RunnerLeases
 
     zoo_cli("dispatch", "Fix the login bug", "--home", str(home.root))
     held = RunnerLeases(home)
@@ -251,7 +251,7 @@ def test_cron_prints_a_crontab_line_for_this_home(home: Home, zoo_cli: ZooCli) -
 def test_retry_sends_an_escalated_task_back_to_its_agent_or_another(
     home: Home, zoo_cli: ZooCli
 ) -> None:
-    from zoo.core import Zoo
+    from zoo.engine.zoo import Zoo
 
     zoo_cli("dispatch", "Fix the login bug", "--home", str(home.root))
     zoo = Zoo.open(home)
@@ -292,7 +292,7 @@ def test_retry_sends_an_escalated_task_back_to_its_agent_or_another(
 
 
 def test_retry_takes_several_ids_or_all(home: Home, zoo_cli: ZooCli) -> None:
-    from zoo.core import Zoo
+    from zoo.engine.zoo import Zoo
 
     zoo = Zoo.open(home)
     for brief in ("Fix the login bug", "Fix the logout bug", "Write a blog post"):
@@ -330,7 +330,7 @@ def _boom(*_args: object, **_kwargs: object) -> None:
 def test_an_unexpected_error_is_one_redacted_line(
     home: Home, zoo_cli: ZooCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zoo import reports
+    from zoo.engine import reports
 
     monkeypatch.setattr(reports, "status", _boom)
     r = zoo_cli("status", "--home", str(home.root))
@@ -348,7 +348,7 @@ def test_an_unexpected_error_is_one_redacted_line(
 @pytest.mark.parametrize("debug", [False, True])
 def test_an_unexpected_error_in_a_real_process(home: Home, debug: bool) -> None:
     code = (
-        "import sys\nfrom zoo import cli, reports\n"
+        "import sys\nfrom zoo.cli import app as cli\nfrom zoo.engine import reports\n"
         "said = sys.argv[1]\n"
         "def boom(*a, **k):\n    raise RuntimeError(said)\n"
         "reports.status = boom\n"
@@ -384,7 +384,7 @@ def test_bare_zoo_prints_the_help_on_stdout_and_exits_2(zoo_cli: ZooCli) -> None
 
 
 def test_memory_limit_and_agent_are_checked(home: Home, zoo_cli: ZooCli) -> None:
-    from zoo.memory import Entry, Memory
+    from zoo.state.memory import Entry, Memory
 
     h = ["--home", str(home.root)]
     for step, agent in enumerate(("beaver", "owl", "lark"), start=1):

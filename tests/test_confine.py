@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SECRET, make_home, open_zoo
-from zoo import tasks
-from zoo.confine import ConfinementError, read_in_home
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
 from zoo.errors import ToolRefused
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.memory import Memory
 from zoo.models.base import ToolCall
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
-from zoo.tools import ToolContext, execute
+from zoo.policy.tools import ToolContext, execute
+from zoo.state import tasks
+from zoo.state.files import ConfinementError, read_in_home
+from zoo.state.home import Home
+from zoo.state.journal import read_events
+from zoo.state.memory import Memory
 
 ROSTER = """\
 version: 1

@@ -24,16 +24,16 @@ from llmock.scenarios import Match, Reply, ToolCall
 from llmock.testing import LLMockServer
 
 from tests.conftest import ZooCli, make_home
-from zoo import tasks
-from zoo.context import Fitted, Prompt, fit
-from zoo.core import Zoo
-from zoo.doctor import diagnose
-from zoo.home import Home
-from zoo.journal import read_events
+from zoo.engine.context import Fitted, Prompt, fit
+from zoo.engine.doctor import diagnose
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.models.base import Message, Request
 from zoo.models.window import UNSAID, Unreachable, Window, ask
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 CHAT = Match(path="*/chat/completions")
 

@@ -16,12 +16,12 @@ from llmock.testing import LLMockServer
 from tests.conftest import ZooCli, make_home, open_zoo
 from tests.test_providers import KEYS, posts
 from tests.test_providers import roster as wire_roster
-from zoo import memory, tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.router import dispatch
-from zoo.tools import ToolContext, perform
+from zoo.engine.router import dispatch
+from zoo.engine.zoo import Zoo
+from zoo.policy.tools import ToolContext, perform
+from zoo.state import memory, tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 
 def _runner(home: Home) -> subprocess.Popen[bytes]:
@@ -135,9 +135,9 @@ def _second_call_waiting(llm: LLMockServer) -> bool:
 _STUCK_WRITER = """
 import os, sys, time
 from pathlib import Path
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.tools import ToolContext, perform
+from zoo.engine.zoo import Zoo
+from zoo.state.home import Home
+from zoo.policy.tools import ToolContext, perform
 
 def stuck(*args, **kwargs):  # the temp file is written: stop right before the rename
     Path(sys.argv[2]).touch()

@@ -12,9 +12,9 @@ from llmock.testing import LLMockServer
 from tests.conftest import SMALL_ROSTER, ZooCli, make_home
 from tests.test_providers import COMPLETIONS, KEYS
 from tests.test_providers import roster as wire_roster
-from zoo.doctor import diagnose
-from zoo.home import Home
-from zoo.journal import read_events
+from zoo.engine.doctor import diagnose
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 
 def _home(tmp_path: Path, llm: LLMockServer, **replace: str) -> Home:
@@ -104,7 +104,7 @@ def test_a_missing_playbook_and_a_broken_roster_fail(tmp_path: Path, zoo_cli: Zo
 def test_doctor_says_whether_commands_can_be_confined(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zoo import sandbox
+    from zoo.policy import sandbox
 
     tools = "tools: [read_file, write_file, list_files, remember, handoff, escalate]"
     runs = tools.replace("list_files,", "list_files, run,")

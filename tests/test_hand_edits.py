@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 
 from tests.conftest import open_zoo
-from zoo import tasks
-from zoo.home import Home
-from zoo.journal import read_events
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
 from zoo.models.base import Reply, Request
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 
 def _edit_mid_step(edit: callable) -> ScriptedModel:  # type: ignore[valid-type]

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Result, make_home
 from zoo.errors import HomeNotFound
-from zoo.home import Home, find_home
+from zoo.state.home import Home, find_home
 
 ZooCli = Callable[..., Result]
 

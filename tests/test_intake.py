@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli, open_zoo
-from zoo import tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.router import dispatch
-from zoo.runner import RunReport, run_once, runner_lock
+from zoo.engine.router import dispatch
+from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.zoo import Zoo
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 
 def run(home: Home) -> RunReport:
@@ -207,7 +207,7 @@ def test_dispatch_file_with_broken_front_matter_is_one_line(
 
 def test_a_zoo_that_is_not_the_runner_still_reads_adopted_files(home: Home) -> None:
     """`zoo status` reads an inbox file with a malformed id without calling it broken."""
-    from zoo import reports
+    from zoo.engine import reports
 
     drop(home, "idea.md", "---\nid: banana\n---\nWrite a blog post.\n")
     doc = reports.status(home)

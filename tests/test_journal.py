@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from zoo.home import Home
-from zoo.journal import GENESIS, Journal, read_events, verify
+from zoo.state.home import Home
+from zoo.state.journal import GENESIS, Journal, read_events, verify
 
 
 def test_events_chain_by_hash(home: Home) -> None:
@@ -78,8 +78,8 @@ def test_garbage_line_is_named(home: Home) -> None:
 
 def test_two_processes_appending_keep_one_chain(home: Home) -> None:
     script = (
-        "import sys; from pathlib import Path; from zoo.home import Home\n"
-        "from zoo.journal import Journal\n"
+        "import sys; from pathlib import Path; from zoo.state.home import Home\n"
+        "from zoo.state.journal import Journal\n"
         "j = Journal(Home(Path(sys.argv[1])))\n"
         "for i in range(100): j.write('tick', n=i)\n"
     )

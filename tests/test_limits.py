@@ -10,8 +10,8 @@ import time
 import pytest
 
 from zoo.errors import ModelConnectionError, ModelHTTPError
-from zoo.limits import Limiter
 from zoo.models.base import Reply, Request
+from zoo.models.limits import Limiter
 from zoo.models.resilient import Link, Resilient
 from zoo.models.scripted import ScriptedModel
 from zoo.roster import Limit

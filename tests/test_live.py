@@ -23,12 +23,12 @@ from llmock.testing import LLMockServer
 from tests.conftest import make_home, open_zoo
 from tests.test_providers import KEYS
 from tests.test_providers import roster as wire_roster
-from zoo import leases, tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.router import dispatch
-from zoo.runner import Live
+from zoo.engine.router import dispatch
+from zoo.engine.runner import Live
+from zoo.engine.zoo import Zoo
+from zoo.state import leases, tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 TIMEOUT = 30.0
 

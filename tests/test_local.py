@@ -18,10 +18,10 @@ from llmock.testing import LLMockServer
 from tests.conftest import make_home
 from tests.test_providers import COMPLETIONS, KEYS, events, posts, run
 from tests.test_providers import roster as wire_roster
-from zoo import tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.router import dispatch
+from zoo.engine.router import dispatch
+from zoo.engine.zoo import Zoo
+from zoo.state import tasks
+from zoo.state.home import Home
 
 NOTE = "Initech wants a demo on Friday"
 CALL = {"name": "remember", "arguments": {"note": NOTE}}

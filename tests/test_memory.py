@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from zoo.home import Home
-from zoo.memory import Entry, Memory, parse, search
+from zoo.state.home import Home
+from zoo.state.memory import Entry, Memory, parse, search
 
 
 def test_shared_entries_are_appended_with_attribution(home: Home) -> None:
@@ -48,8 +48,8 @@ def test_relevant_entries_share_words_with_the_task(home: Home) -> None:
 
 def test_concurrent_writers_never_interleave(home: Home) -> None:
     script = (
-        "import sys; from pathlib import Path; from zoo.home import Home\n"
-        "from zoo.memory import Entry, Memory\n"
+        "import sys; from pathlib import Path; from zoo.state.home import Home\n"
+        "from zoo.state.memory import Entry, Memory\n"
         "m = Memory(Home(Path(sys.argv[1])))\n"
         "for i in range(50): m.remember(Entry('2026-11-24T10:00:00Z', sys.argv[2], 'T-0001',"
         " f'note {i} ' + 'x' * 3000), True)\n"

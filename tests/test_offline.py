@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SMALL_ROSTER, ZooCli, open_zoo
-from zoo import tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.memory import parse
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.turn import system_prompt
+from zoo.engine.zoo import Zoo
 from zoo.models.base import Message, Model, Reply, Request
 from zoo.models.offline import MARK, OfflineModel
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
-from zoo.tools import specs
-from zoo.turn import system_prompt
+from zoo.policy.tools import specs
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
+from zoo.state.memory import parse
 
 QUICK_START = "Fix the login bug: users are logged out after a minute"
 

@@ -9,14 +9,15 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import open_zoo
-from zoo import playbooks, tasks
-from zoo.home import Home
-from zoo.journal import read_events
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
 from zoo.models.base import Reply, Request
 from zoo.models.scripted import ScriptedModel, says
-from zoo.playbooks import PlaybookError
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
+from zoo.roster import playbooks
+from zoo.roster.playbooks import PlaybookError
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 MISSING = "does not exist (write the agent's instructions there)"
 LINK = "is a symbolic link or lies behind one; Zoo uses only files inside the home"

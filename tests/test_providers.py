@@ -12,12 +12,12 @@ from llmock.scenarios import Delay, Fail, Match, Reply, StreamFault, ToolCall, T
 from llmock.testing import LLMockServer
 
 from tests.conftest import make_home
-from zoo import tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events
-from zoo.router import dispatch
-from zoo.runner import RunReport, run_once, runner_lock
+from zoo.engine.router import dispatch
+from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.zoo import Zoo
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 KEYS = {"ANTHROPIC_API_KEY": "sk-ant-test-key", "OPENAI_API_KEY": "sk-test-key"}
 ANTHROPIC = Match(provider="anthropic")

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 from tests.conftest import make_home, open_zoo
-from zoo.home import Home
-from zoo.journal import read_events
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.turn import ARGUMENTS_CHARS, attempted
 from zoo.models.base import ToolCall
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
-from zoo.turn import ARGUMENTS_CHARS, attempted
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 ROSTER = """\
 version: 1

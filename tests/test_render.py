@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli, make_home, open_zoo
-from zoo import render
-from zoo.core import Zoo
-from zoo.home import Home
+from zoo.cli import render
+from zoo.engine.router import dispatch
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import run_once, runner_lock
+from zoo.state.home import Home
 
 EVIL = "Fix \x1b[31mred\x1b]0;owned\x07 \x9b2J \u202eevil\x7f done"
 """ESC sequences (colour, window title), BEL, an 8-bit CSI, a bidi override, DEL."""
@@ -106,7 +106,7 @@ def test_approvals_and_run_lines_escape_what_the_model_wrote(
 def test_show_prints_the_route_as_people_read_it(
     home: Home, zoo_cli: ZooCli, route: dict[str, object], shown: str
 ) -> None:
-    from zoo import tasks
+    from zoo.state import tasks
 
     task = tasks.create(home, "Fix the login bug", "x", source="cli")
     task.meta["route"] = route
@@ -122,8 +122,8 @@ def test_the_live_table_escapes_roles_and_work(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from zoo.liveview import View
-    from zoo.runner import RunReport
+    from zoo.cli.liveview import View
+    from zoo.engine.runner import RunReport
 
     home = make_home(tmp_path / "zoo", ROSTER)
     live = SimpleNamespace(

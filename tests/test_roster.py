@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_ROSTER, Result, make_home
-from zoo import roster as roster_module
 from zoo.errors import ConfigError
-from zoo.home import Home
 from zoo.roster import Defaults, Roster, Tier, load_roster
+from zoo.roster import model as roster_module
+from zoo.state.home import Home
 
 ZooCli = Callable[..., Result]
 
@@ -164,7 +164,7 @@ def test_a_second_load_does_not_validate_again(home: Home, monkeypatch: pytest.M
     def fail(raw: bytes, path: Path) -> Roster:
         raise AssertionError("validated again")
 
-    monkeypatch.setattr("zoo.rostercheck.validate_roster", fail)
+    monkeypatch.setattr("zoo.roster.validate.validate_roster", fail)
     assert load_roster(home) == first
 
 
@@ -172,7 +172,7 @@ def test_a_second_load_does_not_import_the_validator(
     home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = load_roster(home)
-    monkeypatch.setitem(sys.modules, "zoo.rostercheck", None)  # importing it now fails
+    monkeypatch.setitem(sys.modules, "zoo.roster.validate", None)  # importing it now fails
     assert load_roster(home) == first
 
 
@@ -186,16 +186,16 @@ def test_editing_zoo_yaml_invalidates_the_cache(home: Home) -> None:
 
 def _count_validations(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The paths zoo.yaml is validated from (not read from the cache), from now on."""
-    import zoo.rostercheck
+    import zoo.roster.validate
 
     calls: list[Path] = []
-    real = zoo.rostercheck.validate_roster
+    real = zoo.roster.validate.validate_roster
 
     def counting(raw: bytes, path: Path) -> Roster:
         calls.append(path)
         return real(raw, path)
 
-    monkeypatch.setattr(zoo.rostercheck, "validate_roster", counting)
+    monkeypatch.setattr(zoo.roster.validate, "validate_roster", counting)
     return calls
 
 
@@ -498,7 +498,7 @@ def test_debug_shows_the_traceback_instead(
     home = bad_home(tmp_path / "zoo", edited("lead: roo", "lead: rooo"), monkeypatch)
     result = zoo_cli("--debug", "status", "--home", str(home.root))
     assert result.code == 1 and result.err.startswith("Traceback (most recent call last):")
-    assert "zoo.rostercheck.RosterInvalid: zoo.yaml:3: lead: unknown agent 'rooo'" in result.err
+    assert "zoo.roster.validate.RosterInvalid: zoo.yaml:3: lead: unknown agent 'rooo'" in result.err
 
 
 @pytest.mark.parametrize(
@@ -676,7 +676,7 @@ def test_a_cache_the_old_checks_wrote_for_an_invalid_roster_is_not_trusted(
 def test_a_change_to_the_checks_code_invalidates_the_cache(
     home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    checks = tmp_path / "rostercheck.py"
+    checks = tmp_path / "validate.py"
     checks.write_text("# the checks, version 1\n", encoding="utf-8")
     monkeypatch.setattr(roster_module, "CHECKS", (checks,))
     load_roster(home)
@@ -689,5 +689,5 @@ def test_a_change_to_the_checks_code_invalidates_the_cache(
 
 
 def test_the_checks_code_is_the_roster_and_its_validator() -> None:
-    assert [p.name for p in roster_module.CHECKS] == ["roster.py", "rostercheck.py"]
+    assert [p.name for p in roster_module.CHECKS] == ["model.py", "validate.py"]
     assert all(p.is_file() for p in roster_module.CHECKS)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli, make_home, open_zoo
-from zoo import tasks
+from zoo.engine.router import by_rules, dispatch, plan
 from zoo.errors import ModelError, NotFound
-from zoo.home import Home
-from zoo.journal import read_events
 from zoo.models.base import Attempt, Usage
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import by_rules, dispatch, plan
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events
 
 
 def route(agent: str, confidence: float, reason: str = "fits") -> object:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_home, open_zoo
-from zoo import tasks
+from zoo.engine.router import dispatch
+from zoo.engine.runner import RunnerBusy, run_once, runner_lock
 from zoo.errors import ModelError, ScriptError
-from zoo.home import Home
-from zoo.journal import read_events, verify
-from zoo.memory import parse
 from zoo.models.scripted import ScriptedModel, call, says
-from zoo.router import dispatch
-from zoo.runner import RunnerBusy, run_once, runner_lock
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events, verify
+from zoo.state.memory import parse
 
 
 def run(home: Home, model: ScriptedModel | None = None):  # type: ignore[no-untyped-def]

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SECRET, ZooCli, make_home, open_zoo
-from zoo import commands, sandbox
 from zoo.errors import ToolRefused
-from zoo.home import Home
 from zoo.models.base import ToolCall
 from zoo.models.scripted import call
-from zoo.tools import ToolContext, execute, perform
+from zoo.policy import commands, sandbox
+from zoo.policy.tools import ToolContext, execute, perform
+from zoo.state.home import Home
 
 PY = sys.executable
 REFUSALS = ("Permission denied", "PermissionError", "Invalid cross-device link")

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import SMALL_ROSTER, ZooCli, make_home, open_zoo
-from zoo import reports, tasks
-from zoo.core import Zoo
-from zoo.home import Home
-from zoo.journal import read_events, verify
-from zoo.schedules import MISSED_CAP, Fired, fire_due, next_due, read_state
+from zoo.engine import reports
+from zoo.engine.schedules import MISSED_CAP, Fired, fire_due, next_due, read_state
+from zoo.engine.zoo import Zoo
+from zoo.state import tasks
+from zoo.state.home import Home
+from zoo.state.journal import read_events, verify
 
 WEEKLY = (
     "schedules:\n"
@@ -192,9 +193,9 @@ def _kill_at(point: str, zoo: Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
     elif point == "before the journal":
         monkeypatch.setattr(zoo.journal, "write_many", die)
     elif point == "before routing":
-        monkeypatch.setattr("zoo.router.route_task", die)
+        monkeypatch.setattr("zoo.engine.router.route_task", die)
     else:
-        monkeypatch.setattr("zoo.schedules._done", die)
+        monkeypatch.setattr("zoo.engine.schedules._done", die)
 
 
 @pytest.mark.parametrize(
@@ -315,7 +316,8 @@ def test_status_reads_next_runs_without_importing_croniter(tmp_path: Path) -> No
     zoo = open_zoo(home)
     fire_due(zoo, at("2099-01-04 12:00"))  # the next run, 2099-01-05, is in the future
     code = (
-        "import sys\nfrom pathlib import Path\nfrom zoo import reports\nfrom zoo.home import Home\n"
+        "import sys\nfrom pathlib import Path\nfrom zoo.engine import reports\n"
+        "from zoo.state.home import Home\n"
         "doc = reports.status(Home(Path(sys.argv[1])))\n"
         "print(doc['schedules'][0]['next_run'], 'croniter' in sys.modules)\n"
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from zoo import tasks
 from zoo.errors import NotFound, TaskFileError
-from zoo.home import Home
+from zoo.state import tasks
+from zoo.state.home import Home
 
 
 def test_create_writes_a_readable_task_in_the_inbox(home: Home) -> None:
@@ -41,7 +41,8 @@ def test_ids_are_sequential_and_survive_a_lost_counter(home: Home) -> None:
 
 def test_two_processes_dispatching_at_once_never_share_an_id(home: Home) -> None:
     script = (
-        "import sys; from pathlib import Path; from zoo.home import Home; from zoo import tasks\n"
+        "import sys; from pathlib import Path; from zoo.state.home import Home\n"
+        "from zoo.state import tasks\n"
         "h = Home(Path(sys.argv[1]))\n"
         "for i in range(40): tasks.create(h, f'brief {i}', 'x', source='cli')\n"
     )

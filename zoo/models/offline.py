@@ -28,9 +28,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.memory import words
 from zoo.models.base import Message, Model, Reply, Request, ToolCall, ToolSpec, Usage
-from zoo.tasks import slugify
+from zoo.state.memory import words
+from zoo.state.tasks import slugify
 
 MARK = "*Offline draft: written by Zoo's built-in offline model, not by a language model.*"
 HARMLESS = ("ls", "pwd", "git status", "git diff")

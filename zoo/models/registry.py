@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from zoo.errors import ConfigError, ModelUnavailable
-from zoo.limits import Limiter
 from zoo.models.base import Model
+from zoo.models.limits import Limiter
 from zoo.models.window import Window
 from zoo.models.wire import KEY_ENV, api_key
 from zoo.roster import Roster, Tier

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from zoo.errors import ModelError, ModelHTTPError
-from zoo.limits import Limiter
 from zoo.models.base import Attempt, Model, Reply, Request, estimate_tokens
+from zoo.models.limits import Limiter
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0

@@ -1,0 +1,1 @@
+"""The `zoo` command: parse, call the engine, render. Decides nothing."""
