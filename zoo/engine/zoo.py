@@ -112,6 +112,7 @@ class Zoo:
         task_tokens: int = 0,
     ) -> tuple[Reply, float]:  # fmt: skip
         """One call of `tier`'s model within the budget (`Spend.call`): the reply, its cost."""
+
         def complete(request: Request) -> Reply:  # the model is built once the call may start
             return self.models.for_tier(tier).complete(request)
 
