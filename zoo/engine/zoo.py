@@ -55,6 +55,15 @@ class Retried:
     tasks: list[Task] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     """{id, error} for each task that could not be retried."""
+    one: bool = False
+    """One task was named (`zoo retry ID`): retried, the document is that task's own."""
+
+    def document(self) -> dict[str, Any]:
+        docs = [{"id": t.id, "agent": t.agent, "workspace": t.folder, "path": str(t.path)}
+                for t in self.tasks]  # fmt: skip
+        if self.one and self.tasks and not self.failed:
+            return docs[0]
+        return {"retried": docs, "failed": self.failed}
 
 
 def edited(task: Task, edit: tasks.HandEdit | None) -> list[Event]:
@@ -199,11 +208,11 @@ class Zoo:
         """
         if to is not None and to not in self.roster.agents:
             raise NotFound(f"no agent '{to}' in zoo.yaml{did_you_mean(to, self.roster.agents)}")
+        retried = Retried(one=task_ids is not None and len(task_ids) == 1)
         if task_ids is None:
             folder = self.home.workspace(ESCALATIONS)
             task_ids = [m.group(1) for p in tasks.task_files(folder)
                         if (m := tasks.TASK_NAME.match(p.name))]  # fmt: skip
-        retried = Retried()
         for task_id in dict.fromkeys(task_ids):
             try:
                 retried.tasks.append(self.retry(task_id, to))
