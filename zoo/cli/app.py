@@ -106,20 +106,10 @@ def init(
     ] = False,
 ) -> None:
     """Scaffold a new zoo home (a small working roster) and a git repository."""
-    import shlex
-
     from zoo.cli import render
     from zoo.roster import scaffold
 
-    created = scaffold.init(directory, name=name, git=not no_git)
-    count = len(created.written)
-    render.line(f"created a zoo home in {created.root} (team {created.name!r}, {count} files)")
-    for note in created.notes:
-        render.line(f"  {note}")
-    typed = str(directory)  # as the user typed it, unless a shell would read it otherwise
-    where = str(created.root) if typed.startswith(("-", "~")) else typed
-    go = "" if created.root == Path.cwd().resolve() else f"cd {shlex.quote(where)} && "
-    render.line(f'next: {go}zoo dispatch "Write a short post about our launch" && zoo run --once')
+    render.created(scaffold.init(directory, name=name, git=not no_git), typed=str(directory))
 
 
 @app.command()

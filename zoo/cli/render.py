@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from zoo.engine.zoo import Retried
     from zoo.roster import Roster
     from zoo.roster.check import CheckReport
+    from zoo.roster.scaffold import Created
     from zoo.state.home import Home
 
 out = Console(highlight=False, soft_wrap=True)
@@ -234,6 +235,20 @@ def event_line(event: dict[str, Any]) -> None:
     task = f" {event['task']}" if event.get("task") else ""
     text = f"{str(event.get('ts', ''))[:19]} {str(event.get('event', '?')):<15}{task} {fields}"
     out.print(safe_markup(text))
+
+
+def created(done: Created, typed: str) -> None:
+    """What `zoo init` made, and the next command: `cd` as the user `typed` the folder,
+    unless a shell would read that otherwise."""
+    import shlex
+    from pathlib import Path
+
+    line(f"created a zoo home in {done.root} (team {done.name!r}, {len(done.written)} files)")
+    for note in done.notes:
+        line(f"  {note}")
+    where = str(done.root) if typed.startswith(("-", "~")) else typed
+    go = "" if done.root == Path.cwd().resolve() else f"cd {shlex.quote(where)} && "
+    line(f'next: {go}zoo dispatch "Write a short post about our launch" && zoo run --once')
 
 
 def check(report: CheckReport) -> None:
