@@ -30,8 +30,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads a real key or a home from the environment."""
     for name in ("ZOO_HOME", "ZOO_DEBUG", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    cli._state.home = None
-    cli._state.debug = False
 
 
 def make_home(root: Path, roster: str = SMALL_ROSTER, playbooks: bool = True) -> Home:
@@ -150,7 +148,6 @@ def zoo_cli(capsys: pytest.CaptureFixture[str]) -> ZooCli:
         capsys.readouterr()
         code = cli._invoke(list(args))
         captured = capsys.readouterr()
-        cli._state.home = None
         return Result(int(code), captured.out, captured.err)
 
     return run

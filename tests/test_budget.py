@@ -25,7 +25,7 @@ from zoo.models.scripted import ScriptedModel, call, says
 from zoo.roster import Budget
 from zoo.state.home import Home
 from zoo.state.journal import read_events
-from zoo.state.spend import Ledger
+from zoo.state.spend import Ledger, Spend
 
 OUT_PRICE = 1000.0
 """USD per million output tokens: a call's estimate (a quarter of max_tokens = 1,024 output
@@ -185,6 +185,38 @@ def test_a_reservation_holds_its_estimate_until_settled_or_released(home: Home) 
     day = next(iter(doc.values()))
     assert (day["usd"], day["input_tokens"], day["output_tokens"]) == (0.25, 10, 20)
     assert set(day["by_agent"]) == {"beaver"}
+
+
+def test_spend_reserves_a_call_while_it_is_made_and_prices_it_at_the_tier_that_answered(
+    home: Home,
+) -> None:
+    """The budget logic lives with the ledger: `Spend.call` estimates, reserves, calls, and
+    settles (or releases), with prices the roster gives it."""
+    prices = {"deep": 10.0, "fast": 1.0}  # USD per token out, per tier
+    spend = Spend(Ledger(home), Budget(daily_usd=100.0),
+                  lambda tier, usage: usage.output_tokens * prices[tier])  # fmt: skip
+    request = Request(system="", messages=(), max_tokens=8)  # estimate: 2 tokens out
+    assert spend.estimate("deep", request) == (20.0, 2)
+    held: list[float] = []
+
+    def answered_by_fast(_request: Request) -> ModelReply:
+        held.append(spend.ledger.reserved_usd())
+        return ModelReply(text="ok", usage=Usage(0, 3), tier="fast")
+
+    reply, usd = spend.call("beaver", "deep", request, answered_by_fast, task="T-0001")
+    assert (held, reply.text, usd) == ([20.0], "ok", 3.0)  # the fallback's price, not deep's
+    assert spend.ledger.reserved_usd() == 0.0 and spend.ledger.today_usd() == 3.0
+
+    def fails(_request: Request) -> ModelReply:
+        raise RuntimeError("the server went away")
+
+    with pytest.raises(RuntimeError):
+        spend.call("beaver", "deep", request, fails)
+    assert spend.ledger.reserved_usd() == 0.0 and spend.ledger.today_usd() == 3.0
+    assert spend.add("owl", "fast", Usage(0, 2)) == 2.0 and not spend.daily_spent()
+    with pytest.raises(BudgetExceeded, match=r"^daily budget: \$5\.00 spent today"):
+        Spend(spend.ledger, Budget(daily_usd=20.0), spend.price).check("deep", request)
+    assert Spend(spend.ledger, Budget(daily_usd=5.0), spend.price).daily_spent()
 
 
 def wait_until_waiting(ledger: Ledger, n: int) -> None:

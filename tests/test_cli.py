@@ -416,3 +416,90 @@ def test_counts_are_singular_when_one(home: Home, zoo_cli: ZooCli) -> None:
         "version: 1\nname: one\nlead: roo\nagents: {roo: {role: Lead}}\n", encoding="utf-8"
     )
     assert zoo_cli("check", *h).out.endswith("zoo.yaml is valid: 1 agent, 0 schedules\n")
+
+
+def test_global_options_last_one_invocation(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--home` and `--debug` live in click's context, not in a module global: the next
+    command in the same process (a test, the page, an MCP server) starts from nothing."""
+    from zoo.cli import app as cli
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli._invoke(["--home", str(home.root), "status"]) == 0
+    capsys.readouterr()
+    assert cli._invoke(["status"]) == 1
+    assert capsys.readouterr().err == (
+        f"zoo: no zoo home: no zoo.yaml in {elsewhere.resolve()} or any folder above it "
+        "(run 'zoo init DIR', pass --home DIR or set ZOO_HOME)\n"
+    )
+    assert cli._invoke(["--debug", "--home", str(home.root), "show", "T-0042"]) == 1
+    assert capsys.readouterr().err.startswith("Traceback (most recent call last):")
+    assert cli._invoke(["--home", str(home.root), "show", "T-0042"]) == 1
+    assert capsys.readouterr().err == "zoo: no task T-0042 in workspaces/\n"
+
+
+def test_each_json_document_is_the_engine_results_own(home: Home, zoo_cli: ZooCli) -> None:
+    """The CLI only renders: what `--json` prints is the document of the value the engine
+    returns, so the page and `zoo mcp serve` get the same by calling the same function."""
+    from zoo.engine.cron import crontab, executable
+    from zoo.engine.logview import verify_journal
+    from zoo.engine.recall import recall
+    from zoo.engine.router import dispatch, plan
+    from zoo.engine.zoo import Zoo
+    from zoo.roster.check import check
+
+    h = ["--home", str(home.root)]
+    first = json.loads(zoo_cli("check", "--json", *h).out)  # creates the workspace folders
+    assert first["ok"] and "workspaces/dev" in first["created"]
+    assert json.loads(zoo_cli("check", "--json", *h).out) == check(home).document()
+    cli_plan = json.loads(zoo_cli("plan", "Fix the login bug", "--json", *h).out)
+    assert cli_plan == plan(Zoo.open(home), "Fix the login bug").document()
+    assert cli_plan["chain"] == ["beaver", "owl", "lark"] and cli_plan["cycle"] is False
+    done = dispatch(Zoo.open(home), "Fix the logout bug")
+    task, route = done  # still unpacks as (task, route)
+    assert done.document() == {"id": "T-0001", "agent": "beaver", "workspace": "dev",
+                               "path": str(task.path), "route": route.as_meta()}  # fmt: skip
+    Memory(home).remember(Entry("2026-11-24T10:00:00Z", "owl", "T-0001", "CI runs pytest."),
+                          shared=True)  # fmt: skip
+    found = recall(home, "pytest")
+    assert json.loads(zoo_cli("memory", "pytest", "--json", *h).out) == found.document()
+    assert (found.where, [e.agent for e in found.entries]) == ("MEMORY.md", ["owl"])
+    verified = verify_journal(home)
+    assert json.loads(zoo_cli("log", "--verify", "--json", *h).out) == verified.document()
+    assert (verified.ok, verified.lines, verified.problem) == (True, 2, None)
+    line = crontab(home, 5, executable(sys.argv[0]))
+    assert zoo_cli("cron", "--every", "5", *h).out.splitlines() == line.lines
+    assert line.document()["entry"] == line.lines[-1] and line.keys == []
+
+
+def test_the_cron_line_names_the_keys_real_models_read(tmp_path: Path) -> None:
+    from tests.conftest import make_home
+    from zoo.engine.cron import crontab
+    from zoo.errors import UsageError
+
+    home = make_home(tmp_path / "zoo", """\
+        version: 1
+        name: keys
+        lead: roo
+        models:
+          fast: {provider: anthropic, model: claude-haiku-4-5}
+          own: {provider: openai, model: gpt-4o-mini, api_key_env: TEAM_OPENAI_KEY}
+        defaults: {model: fast}
+        agents:
+          roo: {role: Lead}
+          beaver: {role: Developer, model: own}
+        """)  # fmt: skip
+    line = crontab(home, 1, "/opt/my zoo/bin/zoo")
+    assert line.lines == [
+        "# zoo 'keys': do the work that is due, every 1 min (a run still busy makes the next "
+        "one exit at once)",
+        "# real models read ANTHROPIC_API_KEY, TEAM_OPENAI_KEY from cron's environment; "
+        "keep keys out of here",
+        f"* * * * * '/opt/my zoo/bin/zoo' --home {home.root} run --once "
+        f">> {home.state / 'cron.log'} 2>&1",
+    ]
+    with pytest.raises(UsageError, match=r"^every 60 minutes: expected 1 to 59"):
+        crontab(home, 60, "zoo")

@@ -10,12 +10,25 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from zoo.secrets import redact
+
+if TYPE_CHECKING:
+    from zoo.engine.approvals import Decision
+    from zoo.engine.doctor import Report
+    from zoo.engine.logview import Verified
+    from zoo.engine.recall import Recalled
+    from zoo.engine.router import Dispatched, Plan
+    from zoo.engine.runner import RunReport
+    from zoo.engine.zoo import Retried
+    from zoo.roster import Roster
+    from zoo.roster.check import CheckReport
+    from zoo.roster.scaffold import Created
+    from zoo.state.home import Home
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -222,3 +235,92 @@ def event_line(event: dict[str, Any]) -> None:
     task = f" {event['task']}" if event.get("task") else ""
     text = f"{str(event.get('ts', ''))[:19]} {str(event.get('event', '?')):<15}{task} {fields}"
     out.print(safe_markup(text))
+
+
+def created(done: Created, typed: str) -> None:
+    """What `zoo init` made, and the next command: `cd` as the user `typed` the folder,
+    unless a shell would read that otherwise."""
+    import shlex
+    from pathlib import Path
+
+    line(f"created a zoo home in {done.root} (team {done.name!r}, {len(done.written)} files)")
+    for note in done.notes:
+        line(f"  {note}")
+    where = str(done.root) if typed.startswith(("-", "~")) else typed
+    go = "" if done.root == Path.cwd().resolve() else f"cd {shlex.quote(where)} && "
+    line(f'next: {go}zoo dispatch "Write a short post about our launch" && zoo run --once')
+
+
+def check(report: CheckReport) -> None:
+    for problem in report.errors:
+        error(problem)
+    for warning in report.warnings:
+        line(f"warning: {warning}")
+    for folder in report.created:
+        line(f"created {folder}/")
+    if report.ok and report.roster is not None:
+        agents, schedules = len(report.roster.agents), len(report.roster.schedules)
+        line(f"zoo.yaml is valid: {plural(agents, 'agent')}, {plural(schedules, 'schedule')}")
+
+
+def dispatched(done: Dispatched, home: Home) -> None:
+    where = done.route.agent or "escalations (needs a person)"
+    line(f"{done.task.id} -> {where} · {done.route.by}: {done.route.reason}")
+    line(f"  {home.relative(done.task.path)}")
+
+
+def plan(result: Plan, roster: Roster) -> None:
+    route = result.route
+    if result.asked_model:
+        lead = roster.lead
+        line(f"no routes word matched: asked the lead's model ({lead}, tier "
+             f"{roster.tier_name(lead)}; journaled, counted in spend)")  # fmt: skip
+    if route.agent is None:
+        line(f"escalations (needs a person) · {route.reason}")
+    else:
+        line(f"{route.agent} · {route.by}: {route.reason}")
+        end = ["... (a cycle: max_handoffs applies)"] if result.cycle else ["done"]
+        line("chain: " + " -> ".join([*result.chain, *end]))
+
+
+def run_summary(report: RunReport) -> str:
+    return (
+        f"{plural(report.steps, 'step')}, {report.routed} routed, {report.done} done, "
+        f"{report.escalated} escalated in {report.seconds:.2f}s"
+    )
+
+
+def decision(done: Decision) -> None:
+    a = done.approval
+    line(f"{a.id} {a.status}: {a.preview} ({done.task}, {a.agent})")
+    if done.result is not None:
+        line(done.result)
+    line(f"{done.task} is queued for {done.agent} again")
+
+
+def retried(done: Retried, home: Home, every: bool) -> None:
+    for task in done.tasks:
+        line(f"{task.id} is queued for {task.agent} again ({home.relative(task.path)}); "
+             "zoo run picks it up")  # fmt: skip
+    if every and not done.tasks and not done.failed:
+        line("no escalated tasks")
+
+
+def verified(checked: Verified) -> None:
+    if checked.problem is None:
+        line(f"journal ok: {plural(checked.lines, 'event')}, hash chain intact")
+    else:
+        error(checked.problem)
+
+
+def memory(found: Recalled) -> None:
+    if not found.entries and found.limit:
+        line(f"no entries in {found.where}" + (f" matching {found.query!r}" if found.query else ""))
+    for e in found.entries:
+        line(f"{e.time} · {e.agent} · {e.task}")
+        line(f"  {e.text}")
+
+
+def doctor(report: Report) -> None:
+    for c in report.checks:
+        line(f"{c.verdict:<4} {c.name}: {c.detail}")

@@ -238,6 +238,9 @@ class Decision:
     """For an approved action: what it returned (as the agent will read it)."""
     failed: bool = False
 
+    def document(self) -> dict[str, Any]:
+        return {**self.approval.document(), "failed": self.failed}
+
 
 def approve(zoo: Zoo, wanted: str, *, by: str | None = None) -> Decision:
     """Run the approved action exactly once, record it, and queue the task again."""

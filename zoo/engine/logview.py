@@ -1,9 +1,11 @@
-"""`zoo log`: the journal filtered by task, agent and time, or followed as it grows."""
+"""`zoo log`: the journal filtered by task, agent and time, or followed as it grows;
+`zoo log --verify`: whether its hash chain is intact."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,5 +61,33 @@ def _follow(home: Home) -> Iterator[dict[str, Any]]:
     yield from follow(home.journal_path)
 
 
-def check_chain(home: Home) -> tuple[int, BadLine | None]:
-    return verify(home.journal_path)
+@dataclass(frozen=True)
+class Verified:
+    """What checking the journal's hash chain found."""
+
+    where: str
+    """The journal, relative to the home."""
+    lines: int
+    """Events read."""
+    bad: BadLine | None = None
+    """The first line that does not check out (None: the chain is intact)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.bad is None
+
+    @property
+    def problem(self) -> str | None:
+        """`.zoo/events.jsonl:2: content changed: ...`, or None when intact."""
+        return None if self.bad is None else f"{self.where}:{self.bad.line}: {self.bad.problem}"
+
+    def document(self) -> dict[str, Any]:
+        bad = self.bad
+        return {"ok": self.ok, "lines": self.lines, "bad_line": bad.line if bad else None,
+                "problem": bad.problem if bad else None}  # fmt: skip
+
+
+def verify_journal(home: Home) -> Verified:
+    """Check the journal's hash chain; name the first line somebody changed."""
+    count, bad = verify(home.journal_path)
+    return Verified(home.relative(home.journal_path), count, bad)

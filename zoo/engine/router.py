@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from zoo.engine.context import fit
 from zoo.engine.zoo import Zoo, attempt_events, reply_fields
@@ -201,6 +201,18 @@ def route_task(zoo: Zoo, task: Task, route: Route | None = None) -> Route:
     return route
 
 
+class Dispatched(NamedTuple):
+    """A brief written and routed: the task (its file where routing put it) and its route."""
+
+    task: Task
+    route: Route
+
+    def document(self) -> dict[str, Any]:
+        return {"id": self.task.id, "agent": self.route.agent,
+                "workspace": self.task.meta["workspace"], "path": str(self.task.path),
+                "route": self.route.as_meta()}  # fmt: skip
+
+
 def dispatch(
     zoo: Zoo,
     text: str,
@@ -209,7 +221,7 @@ def dispatch(
     to: str | None = None,
     title: str | None = None,
     file: Path | None = None,
-) -> tuple[Task, Route]:
+) -> Dispatched:
     """Write a brief into the inbox and route it now.
 
     `file`: the brief is that file's text, read like a file dropped in the inbox: the
@@ -243,7 +255,7 @@ def dispatch(
             raise RunStopped(f"{stopped}; {task.id} waits in the inbox, unrouted, until then "
                              "(zoo run routes it)") from None  # fmt: skip
     zoo.ledger.flush()
-    return task, route
+    return Dispatched(task, route)
 
 
 @dataclass(frozen=True)
@@ -260,6 +272,10 @@ class Plan:
     def cycle(self) -> bool:
         """The chain comes back to an agent: `max_handoffs` ends it, not `done`."""
         return len(set(self.chain)) < len(self.chain)
+
+    def document(self) -> dict[str, Any]:
+        return {"agent": self.route.agent, "route": self.route.as_meta(), "chain": self.chain,
+                "cycle": self.cycle, "asked_model": self.asked_model}  # fmt: skip
 
 
 def plan(zoo: Zoo, text: str, to: str | None = None) -> Plan:

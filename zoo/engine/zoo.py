@@ -1,4 +1,4 @@
-"""`Zoo`: one open home (roster, journal, memory, models) and the moves a task makes.
+"""`Zoo`: a home open for work, the API that the CLI, the page and MCP clients call.
 
 Every change of a task's hands goes through `assign`, `wait`, `escalate` or `finish`, so
 that the file move, the front matter and the journal event always agree. `before` are
@@ -12,14 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zoo.errors import NotFound, UserError, did_you_mean
-from zoo.models.base import Attempt, Model, Reply, Request, Usage, estimate_tokens
+from zoo.models.base import Attempt, Model, Reply, Request, Usage
 from zoo.models.registry import Models
 from zoo.roster import Roster, load_roster
 from zoo.state import leases, tasks
 from zoo.state.home import DONE, ESCALATIONS, Home
 from zoo.state.journal import Journal
 from zoo.state.memory import Memory
-from zoo.state.spend import Ledger, Reservation, cost
+from zoo.state.spend import Ledger, Spend, cost
 from zoo.state.tasks import Task
 
 Event = tuple[str, dict[str, Any]]
@@ -55,6 +55,15 @@ class Retried:
     tasks: list[Task] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     """{id, error} for each task that could not be retried."""
+    one: bool = False
+    """One task was named (`zoo retry ID`): retried, the document is that task's own."""
+
+    def document(self) -> dict[str, Any]:
+        docs = [{"id": t.id, "agent": t.agent, "workspace": t.folder, "path": str(t.path)}
+                for t in self.tasks]  # fmt: skip
+        if self.one and self.tasks and not self.failed:
+            return docs[0]
+        return {"retried": docs, "failed": self.failed}
 
 
 def edited(task: Task, edit: tasks.HandEdit | None) -> list[Event]:
@@ -66,12 +75,26 @@ def edited(task: Task, edit: tasks.HandEdit | None) -> list[Event]:
 
 @dataclass
 class Zoo:
+    """A zoo home open for work: its roster, journal, memory, models and spend, and the
+    moves a task makes (`assign`, `wait`, `escalate`, `finish`, `retry`).
+
+    `Zoo.open(home)` loads it; the engine's operations take it (router, runner, approvals)
+    and return dataclasses that the CLI, the page and `zoo mcp serve` show; nothing here
+    prints. The runner's worker threads share one.
+    """
+
     home: Home
+    """The folder: zoo.yaml, agents/, workspaces/, MEMORY.md, .zoo/."""
     roster: Roster
+    """zoo.yaml, loaded and validated."""
     journal: Journal
+    """`.zoo/events.jsonl`: every event, appended durably and hash-chained."""
     memory: Memory
+    """MEMORY.md and the agents' own memory notes."""
     models: Models
+    """A model for each tier, built when first called."""
     ledger: Ledger
+    """This process's spend and the calls under way; `spend` prices it within `budget:`."""
 
     @classmethod
     def open(
@@ -88,60 +111,32 @@ class Zoo:
         models = Models(roster, self.models.env, self.models.override)
         return replace(self, roster=roster, models=models)
 
-    def spent(self, agent: str, tier: str, usage: Usage) -> float:
-        """Account one reply's usage to `agent` (a call not reserved); returns its cost."""
-        usd = self._cost(tier, usage)
-        self.ledger.add(agent, usage, usd)
-        return usd
+    @property
+    def spend(self) -> Spend:
+        """The ledger within this roster's `budget:`, at its tiers' prices."""
+        return Spend(self.ledger, self.roster.budget, self._price)
 
     def paid_call(
         self, agent: str, tier: str, request: Request, *, task: str | None = None,
         task_tokens: int = 0,
     ) -> tuple[Reply, float]:  # fmt: skip
-        """One model call within `budget:`: its estimate is reserved before it starts (this
-        may wait for calls under way, or raise `BudgetExceeded`), then settled with the
-        reply's real usage, or released if the call fails. Returns the reply and its cost.
-        `task_tokens` is what `task` has used so far."""
-        reservation = self.reserve(agent, tier, request, task=task, task_tokens=task_tokens)
-        try:
-            reply = self.models.for_tier(tier).complete(request)
-            usd = self._cost(reply.tier or tier, reply.usage)
-        except BaseException:
-            self.ledger.release(reservation)
-            raise
-        self.ledger.settle(reservation, reply.usage, usd)
-        return reply, usd
+        """One call of `tier`'s model within the budget (`Spend.call`): the reply, its cost."""
 
-    def reserve(
-        self, agent: str, tier: str, request: Request, *, task: str | None = None,
-        task_tokens: int = 0,
-    ) -> Reservation:  # fmt: skip
-        """Hold the estimate of a call of `tier` (`Ledger.reserve`)."""
-        tokens_in, tokens_out = estimate_tokens(request)
-        usd = self._cost(tier, Usage(tokens_in, tokens_out))
-        return self.ledger.reserve(self.roster.budget, agent, usd, tokens_in + tokens_out,
-                                   task=task, task_used=task_tokens)  # fmt: skip
+        def complete(request: Request) -> Reply:  # the model is built once the call may start
+            return self.models.for_tier(tier).complete(request)
 
-    def settle(self, reservation: Reservation, tier: str, usage: Usage) -> float:
-        """A reserved call answered (from `tier`, maybe a fallback): count what it really
-        used; returns its cost in USD."""
-        usd = self._cost(tier, usage)
-        self.ledger.settle(reservation, usage, usd)
-        return usd
+        return self.spend.call(agent, tier, request, complete, task=task,
+                               task_tokens=task_tokens)  # fmt: skip
 
-    def check_budget(self, tier: str, request: Request, task_tokens: int) -> None:
-        """Raise `BudgetExceeded`, with the figures, if this call could break a budget even
-        once the calls under way are settled; reserves nothing."""
-        tokens_in, tokens_out = estimate_tokens(request)
-        usd = self._cost(tier, Usage(tokens_in, tokens_out))
-        self.ledger.check(self.roster.budget, usd, tokens_in + tokens_out, task_tokens)
-
-    def _cost(self, tier: str, usage: Usage) -> float:
-        return cost(self.roster.tier(tier), self.models.resolved(tier).provider, usage)
+    def spent(self, agent: str, tier: str, usage: Usage) -> float:
+        """Account one reply's usage to `agent` (a call not reserved); returns its cost."""
+        return self.spend.add(agent, tier, usage)
 
     def daily_budget_spent(self) -> bool:
-        daily = self.roster.budget.daily_usd
-        return daily is not None and self.ledger.today_usd() >= daily
+        return self.spend.daily_spent()
+
+    def _price(self, tier: str, usage: Usage) -> float:
+        return cost(self.roster.tier(tier), self.models.resolved(tier).provider, usage)
 
     def assign(
         self,
@@ -213,11 +208,11 @@ class Zoo:
         """
         if to is not None and to not in self.roster.agents:
             raise NotFound(f"no agent '{to}' in zoo.yaml{did_you_mean(to, self.roster.agents)}")
+        retried = Retried(one=task_ids is not None and len(task_ids) == 1)
         if task_ids is None:
             folder = self.home.workspace(ESCALATIONS)
             task_ids = [m.group(1) for p in tasks.task_files(folder)
                         if (m := tasks.TASK_NAME.match(p.name))]  # fmt: skip
-        retried = Retried()
         for task_id in dict.fromkeys(task_ids):
             try:
                 retried.tasks.append(self.retry(task_id, to))

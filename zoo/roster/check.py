@@ -30,6 +30,10 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.errors
 
+    def document(self) -> dict[str, object]:
+        return {"ok": self.ok, "errors": self.errors, "warnings": self.warnings,
+                "created": self.created}  # fmt: skip
+
 
 class CheckFailed(UserError):
     """`zoo check` rejects the home; the message is its first error, `errors` all of them."""

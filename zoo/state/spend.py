@@ -14,6 +14,9 @@ the last one was let in used beyond their estimates.
 The runner adds each model reply's usage as it goes and flushes the totals into the
 file (under a lock, atomically) after its work; `zoo status` reads the file.
 Reservations are this process's own: one runner works a home at a time.
+
+`Spend` is the ledger seen through the roster: its `budget:` and each tier's price, so a
+model call is estimated, reserved, made and settled in one place (`Spend.call`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import BudgetExceeded
-from zoo.models.base import Usage
+from zoo.models.base import Reply, Request, Usage, estimate_tokens
 from zoo.state.fs import atomic_write
 from zoo.state.home import Home
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from zoo.roster import Budget, Tier
+
+    Price = Callable[[str, Usage], float]
+    """USD of `usage` at the price of the named tier."""
 
 
 def cost(tier: Tier, provider: str, usage: Usage) -> float:
@@ -232,6 +240,72 @@ class Ledger:
             with self._lock:  # under the file lock, so flushes update in the order they wrote
                 self._flushed.update({day: float(doc[day]["usd"]) for day, _ in batch})
                 self._flushing.remove(batch)
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What model calls cost and whether one may start: the ledger, the roster's `budget:`
+    and each tier's price (`price(tier, usage)`, in USD)."""
+
+    ledger: Ledger
+    budget: Budget
+    price: Price
+
+    def estimate(self, tier: str, request: Request) -> tuple[float, int]:
+        """A call's guessed cost before it is made: USD, and tokens in + out."""
+        tokens_in, tokens_out = estimate_tokens(request)
+        return self.price(tier, Usage(tokens_in, tokens_out)), tokens_in + tokens_out
+
+    def call(
+        self, agent: str, tier: str, request: Request, complete: Callable[[Request], Reply],
+        *, task: str | None = None, task_tokens: int = 0,
+    ) -> tuple[Reply, float]:  # fmt: skip
+        """`complete(request)` within the budget: its estimate is reserved before it starts
+        (this may wait for calls under way, or raise `BudgetExceeded`), then settled with
+        the reply's real usage (priced at the tier that answered), or released if the call
+        fails. Returns the reply and its cost. `task_tokens` is what `task` has used."""
+        reservation = self.reserve(agent, tier, request, task=task, task_tokens=task_tokens)
+        try:
+            reply = complete(request)
+            usd = self.price(reply.tier or tier, reply.usage)
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
+        self.ledger.settle(reservation, reply.usage, usd)
+        return reply, usd
+
+    def reserve(
+        self, agent: str, tier: str, request: Request, *, task: str | None = None,
+        task_tokens: int = 0,
+    ) -> Reservation:  # fmt: skip
+        """Hold the estimate of a call of `tier` (`Ledger.reserve`)."""
+        usd, tokens = self.estimate(tier, request)
+        return self.ledger.reserve(self.budget, agent, usd, tokens, task=task,
+                                   task_used=task_tokens)  # fmt: skip
+
+    def settle(self, reservation: Reservation, tier: str, usage: Usage) -> float:
+        """A reserved call answered (from `tier`, maybe a fallback): count what it really
+        used; returns its cost in USD."""
+        usd = self.price(tier, usage)
+        self.ledger.settle(reservation, usage, usd)
+        return usd
+
+    def add(self, agent: str, tier: str, usage: Usage) -> float:
+        """Count one reply's usage to `agent` (a call not reserved); returns its cost."""
+        usd = self.price(tier, usage)
+        self.ledger.add(agent, usage, usd)
+        return usd
+
+    def check(self, tier: str, request: Request, task_tokens: int = 0) -> None:
+        """Raise `BudgetExceeded`, with the figures, if this call could break a budget even
+        once the calls under way are settled; reserves nothing."""
+        usd, tokens = self.estimate(tier, request)
+        self.ledger.check(self.budget, usd, tokens, task_tokens)
+
+    def daily_spent(self) -> bool:
+        """Today's spend has reached `budget.daily_usd`: no call may start before tomorrow."""
+        daily = self.budget.daily_usd
+        return daily is not None and self.ledger.today_usd() >= daily
 
 
 def _today() -> str:
