@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_ROSTER, Result, make_home
-from zoo.roster.check import CheckFailed, require_ok
+from zoo.engine.check import CheckFailed, require_ok
 from zoo.state.home import Home
 
 ZooCli = Callable[..., Result]

@@ -1,19 +1,26 @@
 """`zoo check`: the roster and what it points at on disk; the one verdict on a home.
 
-Loading validates zoo.yaml itself (shape, numbers and names). This adds what needs the
-disk or a library: every playbook loads (with the loader the runner uses), cron
-expressions parse, workspace folders exist (they are created), and the handoff graph's
-cycles (warnings: QA may send work back to dev). `require_ok` is the same verdict for
-the runner: it does not start on a home `zoo check` rejects.
+Loading validates zoo.yaml itself (shape, numbers and the names of its own parts). This
+adds what needs the tool registry, the disk or a library: every tool an agent is given
+exists, and `approval:` names only tools that can wait for a person (policy/registry.py);
+every playbook loads (with the loader the runner uses), cron expressions parse, workspace
+folders exist (they are created), and the handoff graph's cycles (warnings: QA may send
+work back to dev). `require_ok` is the same verdict for the runner: it does not start on
+a home `zoo check` rejects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from zoo.errors import ConfigError, UserError
+from zoo.errors import ConfigError, UserError, did_you_mean
 from zoo.roster import Roster, load_roster, playbooks
 from zoo.state.home import SPECIAL_FOLDERS, Home
+
+if TYPE_CHECKING:
+    from zoo.policy.registry import Registry
 
 Loc = tuple[str | int, ...]
 
@@ -61,12 +68,10 @@ def require_ok(home: Home) -> Roster:
     return report.roster
 
 
-def verdict(home: Home) -> CheckReport:
+def verdict(home: Home, registry: Registry | None = None) -> CheckReport:
     """What `zoo check` finds wrong with the home, changing nothing."""
-    try:
-        roster = load_roster(home)
-    except ConfigError as e:
-        problems = getattr(e, "problems", [e])
+    roster, problems = _roster(home, registry)
+    if roster is None:
         return CheckReport(None, errors=[str(p) for p in problems])
     found: list[tuple[Loc, str]] = []
     for name in roster.agents:
@@ -79,7 +84,45 @@ def verdict(home: Home) -> CheckReport:
             problem = f"'{sched.cron}' is not a cron expression (like \"0 9 * * MON\")"
             found.append((("schedules", name, "cron"), problem))
     warnings = [f"handoff cycle: {' -> '.join(c)}" for c in cycles(roster)]
-    return CheckReport(roster, errors=_located(home, found), warnings=warnings)
+    errors = [str(p) for p in _located(home, found)]
+    return CheckReport(roster, errors=errors, warnings=warnings)
+
+
+def _roster(home: Home, registry: Registry | None) -> tuple[Roster | None, list[ConfigError]]:
+    """The roster, or None and every problem of zoo.yaml: its own, then (in line order
+    with those that name its parts) its names of tools."""
+    try:
+        roster: Roster | None = load_roster(home)
+        problems: list[ConfigError] = []
+    except ConfigError as e:  # references wrong: the roster read comes with its problems
+        roster, problems = getattr(e, "roster", None), list(getattr(e, "problems", [e]))
+    if roster is None:
+        return None, problems
+    if registry is None:
+        from zoo.policy.tools import BUILTINS  # here: `zoo status` imports this module
+
+        registry = BUILTINS
+    named = _located(home, list(tool_problems(roster, registry)))
+    if not named and not problems:
+        return roster, []
+    return None, sorted([*problems, *named], key=lambda p: p.line or 0)
+
+
+def tool_problems(roster: Roster, registry: Registry) -> Iterator[tuple[Loc, str]]:
+    """Tools the roster gives that the registry lacks, and `approval:` lists that name a
+    tool no person can be asked about, or one the agent is not given."""
+    gateable = registry.gateable
+    for name, agent in roster.agents.items():
+        for i, tool in enumerate(agent.tools):
+            if tool not in registry:
+                hint = did_you_mean(tool, registry.names)
+                yield ("agents", name, "tools", i), f"unknown tool '{tool}'{hint}"
+        for i, tool in enumerate(agent.approval):
+            if tool not in gateable:
+                problem = f"'{tool}' cannot wait for approval (one of {', '.join(gateable)})"
+                yield ("agents", name, "approval", i), problem
+            elif tool not in agent.tools:
+                yield ("agents", name, "approval", i), f"'{tool}' is not in this agent's tools"
 
 
 def valid_cron(cron: str) -> bool:
@@ -89,18 +132,15 @@ def valid_cron(cron: str) -> bool:
     return len(cron.split()) == 5 and bool(croniter.is_valid(cron))
 
 
-def _located(home: Home, found: list[tuple[Loc, str]]) -> list[str]:
-    """`zoo.yaml:LINE: key: problem` lines (zoo.yaml is parsed for lines only when needed)."""
+def _located(home: Home, found: list[tuple[Loc, str]]) -> list[ConfigError]:
+    """`zoo.yaml:LINE: key: problem` errors (zoo.yaml is parsed for lines only when needed)."""
     if not found:
         return []
-    from zoo.roster.validate import line_map, shown
+    from zoo.roster.validate import key_of, line_map, line_of, shown
 
     where = shown(home.roster_path)
     lines = line_map(home.roster_path.read_text(encoding="utf-8"), where)
-    return [
-        str(ConfigError(where, lines.get(loc), ".".join(map(str, loc)), problem))
-        for loc, problem in found
-    ]
+    return [ConfigError(where, line_of(loc, lines), key_of(loc), problem) for loc, problem in found]
 
 
 def cycles(roster: Roster) -> list[list[str]]:
