@@ -149,6 +149,7 @@ def test_a_tool_added_at_run_time_is_checked_offered_run_and_gated(
     verdict, the model's tool list, the call and the approval all meet the new tool."""
     home = _home(tmp_path, ["tally", "escalate"])
     assert verdict(home).errors == ["zoo.yaml:10: agents.beaver.tools: unknown tool 'tally'"]
+    assert verdict(home, tally()).errors == []
     monkeypatch.setattr(tools, "BUILTINS", tally())
     assert verdict(home).errors == []
     model = ScriptedModel([says("Counting.", call("tally", word="one")), says("Done."),

@@ -46,9 +46,9 @@ class CheckFailed(UserError):
         self.errors = errors
 
 
-def check(home: Home) -> CheckReport:
+def check(home: Home, registry: Registry | None = None) -> CheckReport:
     """`zoo check`: the verdict, and the workspace folders created when it loads."""
-    report = verdict(home)
+    report = verdict(home, registry)
     if report.roster is None:
         return report
     folders = {report.roster.workspace_of(a) for a in report.roster.agents}
@@ -60,16 +60,17 @@ def check(home: Home) -> CheckReport:
     return report
 
 
-def require_ok(home: Home) -> Roster:
+def require_ok(home: Home, registry: Registry | None = None) -> Roster:
     """The home's roster if `zoo check` accepts the home; else `CheckFailed`."""
-    report = verdict(home)
+    report = verdict(home, registry)
     if report.roster is None or report.errors:
         raise CheckFailed(report.errors)
     return report.roster
 
 
 def verdict(home: Home, registry: Registry | None = None) -> CheckReport:
-    """What `zoo check` finds wrong with the home, changing nothing."""
+    """What `zoo check` finds wrong with the home, changing nothing. Tool names are
+    checked against `registry`, the built-in tools when None."""
     roster, problems = _roster(home, registry)
     if roster is None:
         return CheckReport(None, errors=[str(p) for p in problems])
@@ -89,12 +90,13 @@ def verdict(home: Home, registry: Registry | None = None) -> CheckReport:
 
 
 def _roster(home: Home, registry: Registry | None) -> tuple[Roster | None, list[ConfigError]]:
-    """The roster, or None and every problem of zoo.yaml: its own, then (in line order
-    with those that name its parts) its names of tools."""
+    """The roster if zoo.yaml is right, its tool names too; else None and its problems.
+    Tool names are checked once the roster's shape is right, and reported in line order
+    with the problems of names that point at its other parts."""
     try:
         roster: Roster | None = load_roster(home)
         problems: list[ConfigError] = []
-    except ConfigError as e:  # references wrong: the roster read comes with its problems
+    except ConfigError as e:  # only references wrong: the roster comes with its problems
         roster, problems = getattr(e, "roster", None), list(getattr(e, "problems", [e]))
     if roster is None:
         return None, problems
