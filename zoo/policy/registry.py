@@ -62,8 +62,8 @@ class Tool:
     """Why a person must approve this call though `approval:` does not name the tool, or
     None to let it run (run: a command outside the agent's `commands`)."""
     gateable: bool = True
-    """`approval:` may name it, so that a person decides each call. Tools that only steer
-    the task (handoff, escalate) may not: a person already decides what comes of those."""
+    """`approval:` may name it, so that a person decides each call. The tools that steer
+    the task rather than act (handoff, escalate) may not."""
     redo: bool = True
     """Safe to make again when the runner died while a call was under way (its effect is
     made once either way). If not, the call is not made again and the model is told so."""
