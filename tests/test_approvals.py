@@ -3,6 +3,7 @@ a hostile brief: the policy in code, not the model's good sense, is what is test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -120,6 +121,51 @@ def test_a_command_not_found_is_a_tool_error(home: Home, scripted: ScriptedModel
         True,
         "error: command not found: 'no-such-program-zoo'",
     )
+
+
+_KILLED_RUNNER = """
+import sys
+from pathlib import Path
+from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.zoo import Zoo
+from zoo.models.scripted import ScriptedModel, call, says
+from zoo.state.home import Home
+
+home = Home(Path(sys.argv[1]))
+model = ScriptedModel([says("Building.", call("run", command=sys.argv[2:]))])
+with runner_lock(home):
+    run_once(Zoo.open(home, env={}, model=model))
+"""
+SLOW = [PY, "-c", "import os, time; print(os.getpid(), file=open('ran.txt', 'a')); time.sleep(60)"]
+"""An allowed command that notes its pid in dev/ran.txt, then takes a minute."""
+
+
+def test_a_command_under_way_when_the_runner_is_killed_is_not_run_again(
+    home: Home, scripted: ScriptedModel
+) -> None:
+    dispatch(open_zoo(home, scripted), "Build it", to="beaver")
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUNNER, str(home.root), *SLOW])
+    ran = home.workspace("dev") / "ran.txt"
+    deadline = time.monotonic() + 60
+    while not _ran(home) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _ran(home), "the command never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    try:
+        scripted.add(says("I will check the build first."))  # the first reply: its step log's
+        _run(home, scripted)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the command the killed runner left
+            os.kill(int(ran.read_text(encoding="utf-8").split()[0]), signal.SIGKILL)
+    assert len(ran.read_text(encoding="utf-8").split()) == 1  # it ran once, never again
+    told = scripted.requests[0].messages[-1]
+    assert (told.is_error, told.content) == (True, (
+        "interrupted: Zoo stopped while this call ran, so it may or may not have finished. It "
+        "was not run again; check its effects before you go on."))  # fmt: skip
+    [event] = _events(home, "tool.interrupted")
+    assert (event["tool"], event["arguments"]) == ("run", {"command": SLOW})
+    assert tasks.find(home, "T-0001").meta["status"] == "done"
 
 
 # --- approvals ------------------------------------------------------------------------
@@ -243,6 +289,23 @@ def test_an_approval_altered_after_it_was_written_never_runs(
     assert [p.name for p in home.workspace("dev").iterdir() if not p.name.startswith("T-")] == []
     assert _events(home, "approval.refused")[0]["approval"] == "A-0001"
     assert approvals.find(home, "A-0001").status == "pending"
+
+
+def test_an_approval_for_a_tool_zoo_lacks_is_an_error_not_another_tools_preview(
+    home: Home, scripted: ScriptedModel, zoo_cli: ZooCli
+) -> None:
+    _waiting(home, scripted)
+    path = home.state / "approvals" / "A-0001.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["tool"], doc["arguments"] = "forget", {"note": "the deploy key is in vault"}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    result = zoo_cli("--home", str(home.root), "approvals")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "zoo: approval A-0001 is for 'forget', which is not a tool Zoo has; nothing can run it\n"
+    )
+    assert zoo_cli("--home", str(home.root), "approve", "A-0001").code == 1
+    assert _ran(home) is None and approvals.find(home, "A-0001").status == "pending"
 
 
 def test_a_tampered_journal_blocks_approvals_and_is_named(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_ROSTER, Result, make_home
-from zoo.roster.check import CheckFailed, require_ok
+from zoo.engine.check import CheckFailed, require_ok
 from zoo.state.home import Home
 
 ZooCli = Callable[..., Result]
@@ -275,9 +275,15 @@ def _roster(text: str) -> Callable[[Home], None]:
          "zoo.yaml:26: defaults.max_turns: expected a whole number from 1 to 1000, got 0"),
         (_roster(edited("[lark]", "[larc]")),
          "zoo.yaml:18: agents.owl.handoff: unknown agent 'larc' (did you mean 'lark'?)"),
+        (_roster(edited("tools: [remember, escalate]", "tools: [remember, escalte]")),
+         "zoo.yaml:25: agents.lark.tools: unknown tool 'escalte' (did you mean 'escalate'?)"),
+        (_roster(edited("tools: [remember, escalate]", "tools: [remember, escalate]\n"
+                                                       "    approval: [escalate]")),
+         "zoo.yaml:26: agents.lark.approval: 'escalate' cannot wait for approval "
+         "(one of read_file, write_file, list_files, run, remember)"),
     ],
     ids=["no-agents-folder", "linked-playbook", "not-utf8-playbook", "bad-cron",
-         "number-out-of-range", "unknown-handoff"],
+         "number-out-of-range", "unknown-handoff", "unknown-tool", "ungateable-tool"],
 )  # fmt: skip
 def test_run_once_refuses_a_home_that_check_rejects_and_leaves_tasks_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli,

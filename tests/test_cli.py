@@ -444,12 +444,12 @@ def test_global_options_last_one_invocation(
 def test_each_json_document_is_the_engine_results_own(home: Home, zoo_cli: ZooCli) -> None:
     """The CLI only renders: what `--json` prints is the document of the value the engine
     returns, so the page and `zoo mcp serve` get the same by calling the same function."""
+    from zoo.engine.check import check
     from zoo.engine.cron import crontab, executable
     from zoo.engine.logview import verify_journal
     from zoo.engine.recall import recall
     from zoo.engine.router import dispatch, plan
     from zoo.engine.zoo import Zoo
-    from zoo.roster.check import check
 
     h = ["--home", str(home.root)]
     first = json.loads(zoo_cli("check", "--json", *h).out)  # creates the workspace folders

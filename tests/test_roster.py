@@ -347,6 +347,20 @@ def test_an_unknown_tool_suggests_a_tool(
     ]
 
 
+def test_loading_the_roster_leaves_tool_names_to_zoo_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
+) -> None:
+    """The roster lies below the tool registry: it loads with any tool name, and `zoo check`
+    (and so `zoo run`) rejects a name the registry lacks."""
+    text = edited("tools: [remember, escalate]", "tools: [remember, escalte]")
+    home = bad_home(tmp_path / "zoo", text, monkeypatch)
+    assert load_roster(home).agents["lark"].tools == ("remember", "escalte")
+    assert zoo_cli("status", "--home", str(home.root)).code == 0
+    run = zoo_cli("run", "--once", "--home", str(home.root))
+    assert (run.code, run.err) == (1, "zoo: zoo.yaml:25: agents.lark.tools: unknown tool "
+                                      "'escalte' (did you mean 'escalate'?)\n")  # fmt: skip
+
+
 def test_an_unknown_model_tier_suggests_a_tier(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo_cli: ZooCli
 ) -> None:

@@ -116,7 +116,7 @@ def init(
 def check(ctx: typer.Context, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Validate zoo.yaml, playbooks, handoffs and schedules."""
     from zoo.cli import render
-    from zoo.roster.check import check as run_check
+    from zoo.engine.check import check as run_check
 
     report = run_check(_home(ctx, home))
     _show(report, json_out, render.check)
@@ -198,9 +198,9 @@ def run(
 ) -> None:
     """Run the agents: route briefs, work tasks, hand off, fire schedules, until stopped."""
     from zoo.cli import render
+    from zoo.engine.check import require_ok
     from zoo.engine.runner import RunnerBusy, run_once, runner_lock
     from zoo.engine.zoo import Zoo
-    from zoo.roster.check import require_ok
 
     zoo_home = _home(ctx, home)
     require_ok(zoo_home)  # no run on a home `zoo check` rejects: its first error, exit 1

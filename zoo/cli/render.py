@@ -19,6 +19,7 @@ from zoo.secrets import redact
 
 if TYPE_CHECKING:
     from zoo.engine.approvals import Decision
+    from zoo.engine.check import CheckReport
     from zoo.engine.doctor import Report
     from zoo.engine.logview import Verified
     from zoo.engine.recall import Recalled
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from zoo.engine.runner import RunReport
     from zoo.engine.zoo import Retried
     from zoo.roster import Roster
-    from zoo.roster.check import CheckReport
     from zoo.roster.scaffold import Created
     from zoo.state.home import Home
 

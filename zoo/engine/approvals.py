@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import NotFound, UserError
+from zoo.policy.registry import Registry, UnknownTool
 from zoo.state import leases, tasks
 from zoo.state.fs import atomic_move, atomic_write, create_exclusive
 from zoo.state.home import Home
@@ -70,7 +70,13 @@ class Approval:
     @property
     def preview(self) -> str:
         """Made from the arguments each time it is shown, never read back from the file."""
-        return preview(self.tool, self.arguments)
+        try:
+            return preview(self.tool, self.arguments)
+        except UnknownTool:
+            raise ApprovalRefused(
+                f"approval {self.id} is for '{self.tool}', which is not a tool Zoo has; "
+                "nothing can run it"
+            ) from None
 
     @property
     def action(self) -> dict[str, Any]:
@@ -88,21 +94,12 @@ def digest(action: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def preview(tool: str, args: dict[str, Any]) -> str:
-    """One line a person reads to know what they approve (the file holds all of it)."""
-    if tool == "run":
-        return f"run `{shlex.join(args['command'])}`"
-    if tool == "write_file":
-        content = args["content"]
-        lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
-        chars = f"{len(content)} char{'' if len(content) == 1 else 's'}"
-        return f"write {args['path']} ({chars}, {lines} line{'' if lines == 1 else 's'})"
-    if tool == "read_file":
-        return f"read {args['path']}"
-    if tool == "list_files":
-        return f"list {args.get('path') or 'its workspace'}"
-    where = "MEMORY.md" if args.get("shared") else "its own memory"
-    return f"remember in {where}: {args['note'].strip().splitlines()[0][:80]}"
+def preview(tool: str, args: dict[str, Any], registry: Registry | None = None) -> str:
+    """One line a person reads to know what they approve (the file holds all of it): the
+    tool's own (registry.py). A tool the registry does not hold is `UnknownTool`."""
+    from zoo.policy.tools import BUILTINS  # only where an approval is shown: status starts fast
+
+    return (BUILTINS if registry is None else registry).preview(tool, args)
 
 
 def _folder(home: Home) -> Path:

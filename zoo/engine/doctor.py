@@ -60,8 +60,8 @@ class Report:
 
 def diagnose(home: Home, *, call: bool = False, env: Mapping[str, str] | None = None) -> Report:
     """Every check, in order; a broken roster ends the list (the rest need it)."""
+    from zoo.engine.check import verdict
     from zoo.engine.zoo import Zoo
-    from zoo.roster.check import verdict
 
     report = Report()
     found = verdict(home)  # what `zoo check` says: zoo.yaml, playbooks, cron expressions

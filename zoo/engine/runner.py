@@ -242,7 +242,7 @@ class Live:
             return False
         self._reload_asked.clear()
         self._roster_seen = seen
-        from zoo.roster.check import require_ok
+        from zoo.engine.check import require_ok
 
         try:
             zoo = self.zoo.with_roster(require_ok(self.zoo.home))

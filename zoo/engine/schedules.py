@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from zoo.engine.check import valid_cron
 from zoo.roster import Roster
-from zoo.roster.check import valid_cron
 from zoo.state.fs import atomic_write
 from zoo.state.home import Home
 

@@ -153,15 +153,17 @@ def _call(ctx: ToolContext, call: ToolCall, key: str, events: _Events, log: Step
 def _redo(ctx: ToolContext, call: ToolCall, events: _Events) -> Message:
     """A call that was under way when the runner died: it may have had its effect.
 
-    File tools, handoff and escalate are safe to redo; `remember` skips a note already
-    kept for this step and an approval request finds the one already made. A command
-    may have half run: it is not run again, and the model is told so.
+    A tool the registry marks safe to redo is called again (`remember` skips a note
+    already kept for this step; an approval request finds the one already made). Any
+    other (a command may have half run) is not, and the model is told so.
     """
-    if call.name == "run" and not waits_for_person(ctx, call):
-        events.add("tool.interrupted", {"task": ctx.task_id, "agent": ctx.agent, "tool": "run",
-                                        "command": call.arguments.get("command")})  # fmt: skip
+    tool = ctx.registry.get(call.name)
+    if tool is not None and not tool.redo and not waits_for_person(ctx, call):
+        events.add("tool.interrupted", {"task": ctx.task_id, "agent": ctx.agent,
+                                        "tool": call.name,
+                                        "arguments": attempted(call.arguments)})  # fmt: skip
         events.flush()
-        text = ("interrupted: Zoo stopped while this command ran, so it may or may not have "
+        text = ("interrupted: Zoo stopped while this call ran, so it may or may not have "
                 "finished. It was not run again; check its effects before you go on.")  # fmt: skip
         return Message("tool", text, tool_call_id=call.id, is_error=True)
     ctx.redo = True

@@ -7,24 +7,36 @@ runner then queues it for a person (approvals.py) and never runs it itself. A re
 call is a `ToolRefused`: its message goes back to the model as a tool error and into the
 journal; it never crashes the runner. Nothing the model sends is trusted: arguments are
 checked here, and paths are confined to the workspaces the roster grants (confine.py).
+Each tool is declared once, as an entry of the registry (registry.py): `BUILTINS`, at the
+end of this module, holds the built-in tools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from zoo.errors import ToolRefused
 from zoo.models.base import ToolCall, ToolSpec
 from zoo.policy import commands, confine
+from zoo.policy.registry import Registry, Tool
 from zoo.roster import Roster
 from zoo.state import files, written
 from zoo.state.home import Home
 from zoo.state.memory import Entry, Memory
 from zoo.state.tasks import TASK_NAME, utc_now
 
-__all__ = ["NeedsApproval", "Outcome", "ToolContext", "ToolRefused", "execute", "perform"]
+__all__ = [
+    "BUILTINS",
+    "NeedsApproval",
+    "Outcome",
+    "ToolContext",
+    "ToolRefused",
+    "execute",
+    "perform",
+    "specs",
+]
 
 MAX_READ_BYTES = 256 * 1024
 MAX_WRITE_BYTES = 1024 * 1024
@@ -69,6 +81,8 @@ class ToolContext:
     redo: bool = False
     """The call being made may already have had its effect (a step resumed after a crash)."""
     outcome: Outcome = field(default_factory=Outcome)
+    registry: Registry = field(default_factory=lambda: BUILTINS)
+    """The tools there are: the built-in ones, and any found at run time."""
 
 
 @dataclass(frozen=True)
@@ -92,42 +106,11 @@ def _obj(required: tuple[str, ...] | None = None, **props: dict[str, Any]) -> di
     }
 
 
-_SPECS = {
-    "read_file": ToolSpec("read_file", "Read a text file of a workspace you may read.",
-                          _obj(path=_str("'file.md' in your workspace or 'ws:file.md'"))),
-    "write_file": ToolSpec("write_file", "Create or replace a text file in a workspace "
-                           "you may write.", _obj(path=_str("where"), content=_str("text"))),
-    "list_files": ToolSpec("list_files", "List the files of a workspace folder.",
-                           _obj(required=(), path=_str("folder; your workspace if omitted"))),
-    "run": ToolSpec("run", "Run a command (no shell) in your workspace folder and get its "
-                    "exit status and output. Commands your roster entry does not allow wait "
-                    "for a person's approval.",
-                    _obj(command={"type": "array", "items": {"type": "string"},
-                                  "description": "argv, e.g. [\"pytest\", \"-q\"]"})),
-    "remember": ToolSpec("remember", "Keep a note for later sessions: your own memory, or "
-                         "the team's MEMORY.md with shared=true.",
-                         _obj(required=("note",), note=_str("one fact worth keeping"),
-                              shared={"type": "boolean"})),
-    "handoff": ToolSpec("handoff", "Hand the task to the next agent when your part is done.",
-                        _obj(to={"type": "string"}, note=_str("what they need to know"))),
-    "escalate": ToolSpec("escalate", "Stop and ask a person: the task waits in escalations.",
-                         _obj(reason=_str("what a person must decide or do"))),
-}  # fmt: skip
-
-
-def specs(roster: Roster, agent: str) -> tuple[ToolSpec, ...]:
-    """The tools `agent` may call, with their argument schemas."""
-    targets = list(roster.agents[agent].handoff)
-    out = []
-    for name in roster.agents[agent].tools:
-        spec = _SPECS[name]
-        if name == "handoff":
-            if not targets:
-                continue
-            params = _obj(to={"type": "string", "enum": targets}, note=_str("what they need"))
-            spec = ToolSpec(name, spec.description, params)
-        out.append(spec)
-    return tuple(out)
+def specs(roster: Roster, agent: str, registry: Registry | None = None) -> tuple[ToolSpec, ...]:
+    """The tools `agent` may call, with their argument schemas, as the model is told them."""
+    tools = BUILTINS if registry is None else registry
+    offered = (tools[name].spec_for(roster, agent) for name in roster.agents[agent].tools)
+    return tuple(spec for spec in offered if spec is not None)
 
 
 def execute(ctx: ToolContext, call: ToolCall) -> Performed:
@@ -162,35 +145,35 @@ def waits_for_person(ctx: ToolContext, call: ToolCall) -> bool:
 def perform(ctx: ToolContext, tool: str, args: dict[str, Any]) -> Performed:
     """Run a call, checked again here; also how `zoo approve` runs an approved action."""
     args = _checked(ctx, tool, args)
-    text, fields = _HANDLERS[tool](ctx, args)
+    text, fields = ctx.registry[tool].handler(ctx, args)
     return Performed(text, {"tool": tool, **fields})
 
 
 def _checked(ctx: ToolContext, tool: str, arguments: Any) -> dict[str, Any]:
     """`arguments` if `tool` is the agent's and they are only what the tool declares."""
-    if tool not in _SPECS:
+    entry = ctx.registry.get(tool)
+    if entry is None:
         raise ToolRefused(f"unknown tool '{tool}'")
     if tool not in ctx.roster.agents[ctx.agent].tools:
         raise ToolRefused(f"tool '{tool}' is not available to {ctx.agent}")
     if not isinstance(arguments, dict):
         raise ToolRefused("arguments must be a JSON object")
-    declared = _SPECS[tool].parameters["properties"]
+    declared = entry.parameters["properties"]
     for key in arguments:
         if key not in declared:
             takes = ", ".join(declared) or "nothing"
             raise ToolRefused(f"unknown argument '{key}' for {tool} (it takes {takes})")
-    _PRECHECKS.get(tool, lambda _c, _a: None)(ctx, arguments)
+    if entry.precheck is not None:
+        entry.precheck(ctx, arguments)
     return arguments
 
 
 def _needs_person(ctx: ToolContext, tool: str, args: dict[str, Any]) -> str | None:
     """Why a person must approve this call, or None when the roster allows it outright."""
-    agent = ctx.roster.agents[ctx.agent]
-    if tool in agent.approval:
+    if tool in ctx.roster.agents[ctx.agent].approval:
         return f"{tool} is in {ctx.agent}'s approval list"
-    if tool == "run" and not commands.allowed(args["command"], agent.commands):
-        return f"'{args['command'][0]}' is not in {ctx.agent}'s commands"
-    return None
+    asks = ctx.registry[tool].needs_person
+    return None if asks is None else asks(ctx, args)
 
 
 def _arg(args: dict[str, Any], key: str, *, required: bool = True) -> str:
@@ -344,21 +327,67 @@ def _check_run(ctx: ToolContext, args: dict[str, Any]) -> None:
     commands.refuse_unconfinable(ctx.roster)  # refused now, not after a person approved it
 
 
-_HANDLERS: dict[str, Callable[[ToolContext, dict[str, Any]], tuple[str, dict[str, Any]]]] = {
-    "read_file": _read_file,
-    "write_file": _write_file,
-    "list_files": _list_files,
-    "run": _run,
-    "remember": _remember,
-    "handoff": _handoff,
-    "escalate": _escalate,
-}
-_PRECHECKS: dict[str, Callable[[ToolContext, dict[str, Any]], object]] = {
-    "read_file": _read_place,
-    "write_file": _write_place,
-    "list_files": _list_place,
-    "run": _check_run,
-    "remember": _note,
-}
-"""Checks that touch nothing, made before a call may wait for approval: a call that
-would be refused anyway is refused now, not previewed to a person."""
+def _needs_run_approval(ctx: ToolContext, args: dict[str, Any]) -> str | None:
+    if commands.allowed(args["command"], ctx.roster.agents[ctx.agent].commands):
+        return None
+    return f"'{args['command'][0]}' is not in {ctx.agent}'s commands"
+
+
+# --- what a person reads before approving a call ---------------------------------------
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _preview_write(args: dict[str, Any]) -> str:
+    content = args["content"]
+    lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
+    return f"write {args['path']} ({_plural(len(content), 'char')}, {_plural(lines, 'line')})"
+
+
+def _preview_remember(args: dict[str, Any]) -> str:
+    where = "MEMORY.md" if args.get("shared") else "its own memory"
+    return f"remember in {where}: {args['note'].strip().splitlines()[0][:80]}"
+
+
+def _offer_handoff(roster: Roster, agent: str) -> dict[str, Any] | None:
+    """Handoff names the agent's own targets; an agent that hands off to no one lacks it."""
+    targets = list(roster.agents[agent].handoff)
+    if not targets:
+        return None
+    return _obj(to={"type": "string", "enum": targets}, note=_str("what they need"))
+
+
+# --- the built-in tools (DESIGN §2), each declared once ---------------------------------
+
+BUILTINS: Registry = Registry([
+    Tool("read_file", "Read a text file of a workspace you may read.",
+         _obj(path=_str("'file.md' in your workspace or 'ws:file.md'")),
+         _read_file, lambda args: f"read {args['path']}", precheck=_read_place),
+    Tool("write_file", "Create or replace a text file in a workspace you may write.",
+         _obj(path=_str("where"), content=_str("text")),
+         _write_file, _preview_write, precheck=_write_place),
+    Tool("list_files", "List the files of a workspace folder.",
+         _obj(required=(), path=_str("folder; your workspace if omitted")),
+         _list_files, lambda args: f"list {args.get('path') or 'its workspace'}",
+         precheck=_list_place),
+    Tool("run", "Run a command (no shell) in your workspace folder and get its exit status "
+         "and output. Commands your roster entry does not allow wait for a person's approval.",
+         _obj(command={"type": "array", "items": {"type": "string"},
+                       "description": "argv, e.g. [\"pytest\", \"-q\"]"}),
+         _run, lambda args: f"run `{shlex.join(args['command'])}`", precheck=_check_run,
+         needs_person=_needs_run_approval,
+         redo=False),  # a command may have half run: it is never run twice
+    Tool("remember", "Keep a note for later sessions: your own memory, or the team's "
+         "MEMORY.md with shared=true.",
+         _obj(required=("note",), note=_str("one fact worth keeping"), shared={"type": "boolean"}),
+         _remember, _preview_remember, precheck=_note),  # a redo skips a note already kept
+    Tool("handoff", "Hand the task to the next agent when your part is done.",
+         _obj(to={"type": "string"}, note=_str("what they need to know")),
+         _handoff, lambda args: f"hand the task to {args['to']}", gateable=False,
+         offer=_offer_handoff),
+    Tool("escalate", "Stop and ask a person: the task waits in escalations.",
+         _obj(reason=_str("what a person must decide or do")),
+         _escalate, lambda args: f"escalate: {_first_line(args['reason'])}", gateable=False),
+])  # fmt: skip

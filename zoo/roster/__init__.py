@@ -1,10 +1,9 @@
-"""The roster: zoo.yaml as frozen dataclasses (model), validated (validate), checked against
-the disk (check, playbooks), and scaffolded by `zoo init` (scaffold)."""
+"""The roster: zoo.yaml as frozen dataclasses (model), validated (validate), its playbooks
+(playbooks), and scaffolded by `zoo init` (scaffold). `zoo check`'s verdict, which also needs
+the tool registry and the disk, is engine/check.py."""
 
 from zoo.roster.model import (
-    GATEABLE,
     OFFLINE_TIER,
-    TOOLS,
     Agent,
     Budget,
     Defaults,
@@ -20,9 +19,7 @@ from zoo.roster.model import (
 )
 
 __all__ = [
-    "GATEABLE",
     "OFFLINE_TIER",
-    "TOOLS",
     "Agent",
     "Budget",
     "Defaults",

@@ -26,10 +26,6 @@ from zoo.state.fs import atomic_write
 from zoo.state.home import INBOX, Home
 
 Provider = Literal["anthropic", "openai", "offline", "auto"]
-TOOLS = ("read_file", "write_file", "list_files", "run", "remember", "handoff", "escalate")
-"""Tools an agent may be given (DESIGN §2)."""
-GATEABLE = ("read_file", "write_file", "list_files", "run", "remember")
-"""Tools that may be put under `approval:`: those that act on files, commands or memory."""
 OFFLINE_TIER = "offline"
 """A tier every roster has, even when `models:` does not name it: the built-in offline model."""
 
@@ -191,7 +187,8 @@ class Agent:
     handoff: tuple[str, ...] = ()
     """Who gets the task next; empty means the task is done after this agent."""
     tools: tuple[str, ...] = ()
-    """The tools it may call; none unless listed."""
+    """The tools it may call; none unless listed. Names are checked against the tool
+    registry (policy/registry.py) by `zoo check`, and so before every run."""
     can_read: tuple[str, ...] = ()
     """Other workspaces it may read; its own is always readable."""
     can_write: tuple[str, ...] = ()
@@ -200,7 +197,7 @@ class Agent:
     """What `run` may start without asking: a program (`pytest`) or a program and its first
     arguments (`git status`). Any other command waits for a person's approval."""
     approval: tuple[str, ...] = ()
-    """Tools whose every call waits for a person's approval."""
+    """Tools whose every call waits for a person's approval (checked with `tools`)."""
     max_turns: Turns | None = None
     """Its own `defaults.max_turns`."""
 

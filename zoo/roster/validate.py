@@ -1,7 +1,9 @@
 """Validate zoo.yaml: YAML, then pydantic, then the references between its parts.
 
 Every problem is a `ConfigError` reading `zoo.yaml:LINE: key.path: what is wrong`, with
-"did you mean" for near-miss names. Imported only when zoo.yaml changed (see roster.py).
+"did you mean" for near-miss names. Imported only when zoo.yaml changed (see model.py).
+Tool names are not checked here: the tools there are belong to a layer above the roster
+(policy/registry.py), and `zoo check`'s verdict (engine/check.py) checks them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml
 from pydantic_core import PydanticCustomError, core_schema
 
 from zoo.errors import ConfigError, did_you_mean
-from zoo.roster import GATEABLE, OFFLINE_TIER, TOOLS, Agent, Range, Roster
+from zoo.roster import OFFLINE_TIER, Agent, Range, Roster
 from zoo.state.home import DONE, ESCALATIONS, INBOX
 
 Loc = tuple[str | int, ...]
@@ -29,10 +31,13 @@ PROVIDERS = ("anthropic", "openai", "offline", "auto")
 class RosterInvalid(ConfigError):
     """zoo.yaml has one or more problems; the message names the first, `problems` all."""
 
-    def __init__(self, problems: list[ConfigError]) -> None:
+    def __init__(self, problems: list[ConfigError], roster: Roster | None = None) -> None:
         first = problems[0]
         super().__init__(first.path, first.line, first.key, first.problem)
         self.problems = problems
+        self.roster = roster
+        """The roster as written when only its references are wrong (its shape is right),
+        so that `zoo check` can report what else it finds in it; else None."""
 
 
 def validate_roster(raw: bytes, path: Path) -> Roster:
@@ -55,11 +60,11 @@ def validate_roster(raw: bytes, path: Path) -> Roster:
         order = sorted(range(len(problems)), key=lambda i: (missing[i], problems[i].line or 0))
         raise RosterInvalid([problems[i] for i in order]) from None
     problems = [
-        ConfigError(where, _line_of(loc, lines), _key(loc), msg)
+        ConfigError(where, line_of(loc, lines), key_of(loc), msg)
         for loc, msg in _reference_problems(roster)
     ]
     if problems:
-        raise RosterInvalid(sorted(problems, key=lambda p: p.line or 0))
+        raise RosterInvalid(sorted(problems, key=lambda p: p.line or 0), roster)
     return roster
 
 
@@ -91,7 +96,7 @@ def line_map(text: str, shown: str) -> dict[Loc, int]:
                 key = str(key_node.value)
                 if key in seen:
                     line = key_node.start_mark.line + 1
-                    raise ConfigError(shown, line, _key((*loc, key)), "duplicate key")
+                    raise ConfigError(shown, line, key_of((*loc, key)), "duplicate key")
                 seen.add(key)
                 walk(value_node, (*loc, key))
                 lines[(*loc, key)] = key_node.start_mark.line + 1
@@ -104,13 +109,15 @@ def line_map(text: str, shown: str) -> dict[Loc, int]:
     return lines
 
 
-def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+def line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of `loc`, or of the nearest key above it that zoo.yaml has."""
     while loc not in lines and loc:
         loc = loc[:-1]
     return lines.get(loc)
 
 
-def _key(loc: Loc) -> str:
+def key_of(loc: Loc) -> str:
+    """`agents.beaver.tools`: the key path of `loc`, without list positions."""
     return ".".join(str(part) for part in loc if not isinstance(part, int)) or "(top)"
 
 
@@ -135,7 +142,7 @@ def _from_pydantic(err: Any, lines: dict[Loc, int], shown: str) -> ConfigError:
         msg = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
         msg = re.sub(r",? or (an )?instance of \w+", "", msg).replace("valid dictionary", "mapping")
         problem = f"expected {msg}, got {err['input']!r}"
-    return ConfigError(shown, _line_of(loc, lines), _key(loc), problem)
+    return ConfigError(shown, line_of(loc, lines), key_of(loc), problem)
 
 
 def range_schema(limits: Range, *, whole: bool) -> core_schema.CoreSchema:
@@ -229,9 +236,6 @@ def _agent_problems(r: Roster, tiers: list[str]) -> Iterator[tuple[Loc, str]]:
                 yield (*at, "handoff", i), _unknown("agent", target, agents)
             elif target == name:
                 yield (*at, "handoff", i), "an agent cannot hand off to itself"
-        for i, tool in enumerate(agent.tools):
-            if tool not in TOOLS:
-                yield (*at, "tools", i), _unknown("tool", tool, TOOLS)
         yield from _permission_problems(name, agent)
         for key in ("can_read", "can_write"):
             for i, ws_name in enumerate(getattr(agent, key)):
@@ -244,12 +248,6 @@ def _agent_problems(r: Roster, tiers: list[str]) -> Iterator[tuple[Loc, str]]:
 
 def _permission_problems(name: str, agent: Agent) -> Iterator[tuple[Loc, str]]:
     at: Loc = ("agents", name)
-    for i, tool in enumerate(agent.approval):
-        if tool not in GATEABLE:
-            gateable = ", ".join(GATEABLE)
-            yield (*at, "approval", i), f"'{tool}' cannot wait for approval (one of {gateable})"
-        elif tool not in agent.tools:
-            yield (*at, "approval", i), f"'{tool}' is not in this agent's tools"
     if agent.commands and "run" not in agent.tools:
         yield (*at, "commands"), "commands are for the run tool, which is not in tools"
     for i, command in enumerate(agent.commands):
