@@ -9,12 +9,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ZooCli, make_home, open_zoo
+from tests.waiting import wait_for
 from zoo.engine import approvals
 from zoo.engine.router import dispatch
 from zoo.engine.runner import RunReport, run_once, runner_lock
@@ -319,10 +319,14 @@ def test_a_killed_approve_never_runs_the_action_twice(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     pid_file = home.workspace("dev") / "pid"
-    deadline = time.monotonic() + 30
-    while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
-        assert time.monotonic() < deadline and approving.poll() is None
-        time.sleep(0.01)
+
+    def started() -> bool:
+        if pid_file.exists() and pid_file.read_text(encoding="utf-8"):
+            return True
+        assert approving.poll() is None, "zoo approve ended before the command wrote its pid"
+        return False
+
+    wait_for(started, 30, "the approved command never wrote its pid", every=0.01)
     approving.kill()
     approving.wait()
     os.kill(int(pid_file.read_text(encoding="utf-8")), signal.SIGKILL)  # the orphaned command

@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, isolate_git, make_home
+from tests.waiting import wait_for
 from zoo.engine.autocommit import AutoCommitter, Noted, commit_message, committable
 from zoo.state.home import Home
 
@@ -34,14 +34,6 @@ def last_message(cwd: Path) -> str:
 
 def last_files(cwd: Path) -> list[str]:
     return git(cwd, "show", "--name-only", "--format=", "HEAD").split()
-
-
-def wait_for(condition: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.005)
 
 
 def write(home: Home, rel: str, text: str = "work\n") -> None:
@@ -145,7 +137,7 @@ def test_one_step_makes_one_commit_with_its_message_and_files(repo: Home) -> Non
     committer = start(repo, lines, interval=0.05)
     write(repo, "workspaces/dev/T-0042-fix-login-bug.md")
     committer.note("T-0042", "beaver", "Fix login bug")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert commit_count(repo.root) == 2
     assert last_message(repo.root) == "T-0042 beaver: Fix login bug"
@@ -162,7 +154,7 @@ def test_steps_within_the_interval_make_one_commit(repo: Home) -> None:
     for number, agent in ((1, "beaver"), (2, "beaver"), (1, "owl")):
         write(repo, f"workspaces/dev/T-000{number}.md", f"{agent}\n")
         committer.note(f"T-000{number}", agent, f"Task {number}")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert committer.commits == 1
     assert last_message(repo.root) == (
@@ -180,7 +172,7 @@ def test_at_most_one_commit_a_second(repo: Home) -> None:
         write(repo, f"workspaces/dev/T-{number:04d}.md")
         committer.note(f"T-{number:04d}", "beaver", f"Task {number}")
         time.sleep(0.03)  # spreads the notes over 0.3 s
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     assert time.monotonic() - first >= 0.95
     committer.close()
     assert committer.commits == 1
@@ -321,13 +313,13 @@ def test_a_held_index_lock_is_reported_once_then_the_work_is_committed(repo: Hom
     committer = start(repo, lines, interval=0.02)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.failures >= 3)
+    wait_for(lambda: committer.failures >= 3, 5)
     assert lines == [
         "autocommit: git update-index failed (exit 128): fatal: Unable to create "
         f"'{lock}': File exists; will retry (the work is safe in its files)"
     ]
     lock.unlink()
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert lines[1:] == ["autocommit: committing again"]
     assert last_message(repo.root) == "T-0001 beaver: Fix"
@@ -345,13 +337,13 @@ def test_a_failing_hook_is_honoured_and_retried(repo: Home) -> None:
     committer = start(repo, lines, interval=0.02)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.failures >= 2)
+    wait_for(lambda: committer.failures >= 2, 5)
     assert lines == [
         "autocommit: git commit failed (exit 1): lint: line too long; will retry "
         "(the work is safe in its files)"
     ]
     hook(repo, "exit 0")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert commit_count(repo.root) == 2
 
@@ -362,13 +354,13 @@ def test_a_stuck_hook_is_stopped_and_leaves_no_lock(repo: Home) -> None:
     committer = start(repo, lines, interval=0.02, timeout=0.3)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.failures >= 1)
+    wait_for(lambda: committer.failures >= 1, 5)
     assert lines == [
         "autocommit: git commit took over 0.3 s and was stopped (a slow hook?); will retry "
         "(the work is safe in its files)"
     ]
     hook(repo, "exit 0")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert not (repo.root / ".git" / "index.lock").exists()
     assert last_message(repo.root) == "T-0001 beaver: Fix"
@@ -420,7 +412,7 @@ def test_a_title_git_cannot_take_is_committed_cleaned(repo: Home, title: str, su
     committer = start(repo, lines, interval=0.02)
     write(repo, "workspaces/dev/T-0001-draft-x.md")
     committer.note("T-0001", "writer", title)
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     assert committer.close() is None
     assert last_message(repo.root) == f"T-0001 writer: {subject}"
     assert lines == []
@@ -442,7 +434,7 @@ def test_any_error_is_reported_once_and_the_committer_keeps_committing(
     monkeypatch.setattr(committer._git, "run", failing_twice)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     assert committer.failures == 2
     assert lines == [
         "autocommit: ValueError: embedded null byte; will retry (the work is safe in its files)",
@@ -450,7 +442,7 @@ def test_any_error_is_reported_once_and_the_committer_keeps_committing(
     ]
     write(repo, "workspaces/dev/T-0002-next.md")  # a later batch is committed too
     committer.note("T-0002", "beaver", "Next")
-    wait_for(lambda: committer.commits == 2)
+    wait_for(lambda: committer.commits == 2, 5)
     assert committer.close() is None
     assert last_message(repo.root) == "T-0002 beaver: Next"
 
