@@ -180,18 +180,37 @@ def test_at_most_one_commit_a_second(repo: Home) -> None:
     assert last_message(repo.root).startswith("T-0001 beaver: Task 1 (+9 more)\n")
 
 
-def test_steady_work_is_committed_once_an_interval(repo: Home) -> None:
-    lines: list[str] = []
-    committer = start(repo, lines, interval=0.2)
-    started = time.monotonic()
-    number = 0
-    while time.monotonic() - started < 0.6:
-        number += 1
-        write(repo, f"workspaces/dev/T-{number:04d}.md")
-        committer.note(f"T-{number:04d}", "beaver", "Steady")
-        time.sleep(0.01)
+def test_steady_work_is_committed_once_an_interval(
+    repo: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits come while the work goes on (not all at close), each batch one interval
+    after the previous commit: never two `git commit`s within an interval."""
+    interval = 0.2
+    committer = start(repo, [], interval=interval)
+    began: list[float] = []  # when each `git commit` started
+    run = committer._git.run
+
+    def timed(*args: str, **options: object) -> str:
+        if "commit" in args:
+            began.append(time.monotonic())
+        return run(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(committer._git, "run", timed)
+    noted = 0
+
+    def one_more_step() -> bool:  # a step every 10 ms, until three commits are made
+        nonlocal noted
+        noted += 1
+        write(repo, f"workspaces/dev/T-{noted:04d}.md")
+        committer.note(f"T-{noted:04d}", "beaver", "Steady")
+        return committer.commits >= 3
+
+    wait_for(one_more_step, 10, "no three commits while the work went on", every=0.01)
+    during = list(began)  # a commit under way now counts too: it began during the work
     committer.close()
-    assert 1 <= committer.commits <= 4
+    gaps = [later - earlier for earlier, later in zip(during, during[1:], strict=False)]
+    assert len(during) >= 3 and min(gaps) >= interval, gaps
+    assert noted > len(during)  # steps are batched
     assert not git(repo.root, "status", "--porcelain", "workspaces")
 
 
