@@ -338,3 +338,17 @@ def test_a_killed_approve_never_runs_the_action_twice(
     assert [e["event"] for e in read_events(home.journal_path) if e.get("approval")][-1] == (
         "task.resumed"
     )
+
+
+def test_a_lost_approval_counter_goes_on_after_the_highest_approval(home: Home) -> None:
+    first = approvals.request(home, "T-0001", "beaver", "run", {"command": ["a"]}, "why")
+    second = approvals.request(home, "T-0001", "beaver", "run", {"command": ["b"]}, "why")
+    assert (first.id, second.id) == ("A-0001", "A-0002")
+    decided = home.approvals / "decided"  # both decided: moved there, as deciding does
+    decided.mkdir()
+    for approval in (first, second):
+        os.replace(approval.path, decided / approval.path.name)
+    (home.state / "last-approval").unlink()
+    third = approvals.request(home, "T-0002", "owl", "run", {"command": ["c"]}, "why")
+    assert third.id == "A-0003"
+    assert tasks.allocate_id(home) == "T-0001"  # the task ids count on their own
