@@ -10,12 +10,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ZooCli, make_home, open_zoo
+from tests.waiting import wait_for
 from zoo.engine import approvals
 from zoo.engine.router import dispatch
 from zoo.engine.runner import RunReport, run_once, runner_lock
@@ -146,10 +146,13 @@ def test_a_command_under_way_when_the_runner_is_killed_is_not_run_again(
     dispatch(open_zoo(home, scripted), "Build it", to="beaver")
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUNNER, str(home.root), *SLOW])
     ran = home.workspace("dev") / "ran.txt"
-    deadline = time.monotonic() + 60
-    while not _ran(home) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert _ran(home), "the command never started"
+
+    def started() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("the runner exited before its command started")
+        return _ran(home)
+
+    wait_for(started, 60, "the command never started")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     try:
@@ -382,10 +385,14 @@ def test_a_killed_approve_never_runs_the_action_twice(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     pid_file = home.workspace("dev") / "pid"
-    deadline = time.monotonic() + 30
-    while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
-        assert time.monotonic() < deadline and approving.poll() is None
-        time.sleep(0.01)
+
+    def started() -> bool:
+        if pid_file.exists() and pid_file.read_text(encoding="utf-8"):
+            return True
+        assert approving.poll() is None, "zoo approve ended before the command wrote its pid"
+        return False
+
+    wait_for(started, 30, "the approved command never wrote its pid", every=0.01)
     approving.kill()
     approving.wait()
     os.kill(int(pid_file.read_text(encoding="utf-8")), signal.SIGKILL)  # the orphaned command
@@ -397,3 +404,17 @@ def test_a_killed_approve_never_runs_the_action_twice(
     assert [e["event"] for e in read_events(home.journal_path) if e.get("approval")][-1] == (
         "task.resumed"
     )
+
+
+def test_a_lost_approval_counter_goes_on_after_the_highest_approval(home: Home) -> None:
+    first = approvals.request(home, "T-0001", "beaver", "run", {"command": ["a"]}, "why")
+    second = approvals.request(home, "T-0001", "beaver", "run", {"command": ["b"]}, "why")
+    assert (first.id, second.id) == ("A-0001", "A-0002")
+    decided = home.approvals / "decided"  # both decided: moved there, as deciding does
+    decided.mkdir()
+    for approval in (first, second):
+        os.replace(approval.path, decided / approval.path.name)
+    (home.state / "last-approval").unlink()
+    third = approvals.request(home, "T-0002", "owl", "run", {"command": ["c"]}, "why")
+    assert third.id == "A-0003"
+    assert tasks.allocate_id(home) == "T-0001"  # the task ids count on their own

@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, isolate_git, make_home
+from tests.waiting import wait_for
 from zoo.engine.autocommit import AutoCommitter, Noted, commit_message, committable
 from zoo.state.home import Home
 
@@ -34,14 +34,6 @@ def last_message(cwd: Path) -> str:
 
 def last_files(cwd: Path) -> list[str]:
     return git(cwd, "show", "--name-only", "--format=", "HEAD").split()
-
-
-def wait_for(condition: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll `condition` until it holds; fail after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.005)
 
 
 def write(home: Home, rel: str, text: str = "work\n") -> None:
@@ -145,7 +137,7 @@ def test_one_step_makes_one_commit_with_its_message_and_files(repo: Home) -> Non
     committer = start(repo, lines, interval=0.05)
     write(repo, "workspaces/dev/T-0042-fix-login-bug.md")
     committer.note("T-0042", "beaver", "Fix login bug")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert commit_count(repo.root) == 2
     assert last_message(repo.root) == "T-0042 beaver: Fix login bug"
@@ -162,7 +154,7 @@ def test_steps_within_the_interval_make_one_commit(repo: Home) -> None:
     for number, agent in ((1, "beaver"), (2, "beaver"), (1, "owl")):
         write(repo, f"workspaces/dev/T-000{number}.md", f"{agent}\n")
         committer.note(f"T-000{number}", agent, f"Task {number}")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert committer.commits == 1
     assert last_message(repo.root) == (
@@ -180,7 +172,7 @@ def test_at_most_one_commit_a_second(repo: Home) -> None:
         write(repo, f"workspaces/dev/T-{number:04d}.md")
         committer.note(f"T-{number:04d}", "beaver", f"Task {number}")
         time.sleep(0.03)  # spreads the notes over 0.3 s
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     assert time.monotonic() - first >= 0.95
     committer.close()
     assert committer.commits == 1
@@ -188,18 +180,37 @@ def test_at_most_one_commit_a_second(repo: Home) -> None:
     assert last_message(repo.root).startswith("T-0001 beaver: Task 1 (+9 more)\n")
 
 
-def test_steady_work_is_committed_once_an_interval(repo: Home) -> None:
-    lines: list[str] = []
-    committer = start(repo, lines, interval=0.2)
-    started = time.monotonic()
-    number = 0
-    while time.monotonic() - started < 0.6:
-        number += 1
-        write(repo, f"workspaces/dev/T-{number:04d}.md")
-        committer.note(f"T-{number:04d}", "beaver", "Steady")
-        time.sleep(0.01)
+def test_steady_work_is_committed_once_an_interval(
+    repo: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits come while the work goes on (not all at close), each batch one interval
+    after the previous commit: never two `git commit`s within an interval."""
+    interval = 0.2
+    committer = start(repo, [], interval=interval)
+    began: list[float] = []  # when each `git commit` started
+    run = committer._git.run
+
+    def timed(*args: str, **options: object) -> str:
+        if "commit" in args:
+            began.append(time.monotonic())
+        return run(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(committer._git, "run", timed)
+    noted = 0
+
+    def one_more_step() -> bool:  # a step every 10 ms, until three commits are made
+        nonlocal noted
+        noted += 1
+        write(repo, f"workspaces/dev/T-{noted:04d}.md")
+        committer.note(f"T-{noted:04d}", "beaver", "Steady")
+        return committer.commits >= 3
+
+    wait_for(one_more_step, 10, "no three commits while the work went on", every=0.01)
+    during = list(began)  # a commit under way now counts too: it began during the work
     committer.close()
-    assert 1 <= committer.commits <= 4
+    gaps = [later - earlier for earlier, later in zip(during, during[1:], strict=False)]
+    assert len(during) >= 3 and min(gaps) >= interval, gaps
+    assert noted > len(during)  # steps are batched
     assert not git(repo.root, "status", "--porcelain", "workspaces")
 
 
@@ -321,13 +332,13 @@ def test_a_held_index_lock_is_reported_once_then_the_work_is_committed(repo: Hom
     committer = start(repo, lines, interval=0.02)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.failures >= 3)
+    wait_for(lambda: committer.failures >= 3, 5)
     assert lines == [
         "autocommit: git update-index failed (exit 128): fatal: Unable to create "
         f"'{lock}': File exists; will retry (the work is safe in its files)"
     ]
     lock.unlink()
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert lines[1:] == ["autocommit: committing again"]
     assert last_message(repo.root) == "T-0001 beaver: Fix"
@@ -345,13 +356,13 @@ def test_a_failing_hook_is_honoured_and_retried(repo: Home) -> None:
     committer = start(repo, lines, interval=0.02)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.failures >= 2)
+    wait_for(lambda: committer.failures >= 2, 5)
     assert lines == [
         "autocommit: git commit failed (exit 1): lint: line too long; will retry "
         "(the work is safe in its files)"
     ]
     hook(repo, "exit 0")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert commit_count(repo.root) == 2
 
@@ -362,13 +373,13 @@ def test_a_stuck_hook_is_stopped_and_leaves_no_lock(repo: Home) -> None:
     committer = start(repo, lines, interval=0.02, timeout=0.3)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.failures >= 1)
+    wait_for(lambda: committer.failures >= 1, 5)
     assert lines == [
         "autocommit: git commit took over 0.3 s and was stopped (a slow hook?); will retry "
         "(the work is safe in its files)"
     ]
     hook(repo, "exit 0")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     committer.close()
     assert not (repo.root / ".git" / "index.lock").exists()
     assert last_message(repo.root) == "T-0001 beaver: Fix"
@@ -420,7 +431,7 @@ def test_a_title_git_cannot_take_is_committed_cleaned(repo: Home, title: str, su
     committer = start(repo, lines, interval=0.02)
     write(repo, "workspaces/dev/T-0001-draft-x.md")
     committer.note("T-0001", "writer", title)
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     assert committer.close() is None
     assert last_message(repo.root) == f"T-0001 writer: {subject}"
     assert lines == []
@@ -442,7 +453,7 @@ def test_any_error_is_reported_once_and_the_committer_keeps_committing(
     monkeypatch.setattr(committer._git, "run", failing_twice)
     write(repo, "workspaces/dev/T-0001-fix.md")
     committer.note("T-0001", "beaver", "Fix")
-    wait_for(lambda: committer.commits == 1)
+    wait_for(lambda: committer.commits == 1, 5)
     assert committer.failures == 2
     assert lines == [
         "autocommit: ValueError: embedded null byte; will retry (the work is safe in its files)",
@@ -450,7 +461,7 @@ def test_any_error_is_reported_once_and_the_committer_keeps_committing(
     ]
     write(repo, "workspaces/dev/T-0002-next.md")  # a later batch is committed too
     committer.note("T-0002", "beaver", "Next")
-    wait_for(lambda: committer.commits == 2)
+    wait_for(lambda: committer.commits == 2, 5)
     assert committer.close() is None
     assert last_message(repo.root) == "T-0002 beaver: Next"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from llmock.scenarios import Delay, Reply
 from llmock.testing import LLMockServer
 
 from tests.conftest import ZooCli, make_home
+from tests.waiting import wait_for
 from zoo.engine.router import dispatch
 from zoo.engine.runner import run_once, runner_lock
 from zoo.engine.zoo import Zoo
@@ -62,7 +62,7 @@ class Overlapping(Model):
         self.ledger = ledger
         self.workers = workers
         self.output = output
-        self.lock = threading.Condition()
+        self.lock = threading.Lock()
         self.in_flight = 0
         self.most = 0
         self.calls = 0
@@ -70,17 +70,16 @@ class Overlapping(Model):
         self.estimates: list[int] = []
 
     def complete(self, request: Request) -> ModelReply:
-        deadline = time.monotonic() + 20
         with self.lock:
             self.calls += 1
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
             self.estimates.append(estimate_tokens(request)[1])
-            while self.held and self.in_flight + self.ledger.waiting < self.workers:
-                assert time.monotonic() < deadline, "the workers never all reached a call"
-                self.lock.wait(0.005)  # `waiting` changes under the ledger's lock, not this one
+        # `waiting` changes under the ledger's lock, not this one: polled
+        wait_for(lambda: not self.held or self.in_flight + self.ledger.waiting >= self.workers,
+                 20, "the workers never all reached a call")  # fmt: skip
+        with self.lock:
             self.held = False
-            self.lock.notify_all()
             self.in_flight -= 1
         return ModelReply(text="Done.", usage=Usage(100, self.output), model="overlap")
 
@@ -220,10 +219,7 @@ def test_spend_reserves_a_call_while_it_is_made_and_prices_it_at_the_tier_that_a
 
 
 def wait_until_waiting(ledger: Ledger, n: int) -> None:
-    deadline = time.monotonic() + 10
-    while ledger.waiting < n:
-        assert time.monotonic() < deadline, "no call came to wait for the budget"
-        time.sleep(0.001)
+    wait_for(lambda: ledger.waiting >= n, 10, "no call came to wait for the budget", every=0.001)
 
 
 def test_a_call_that_fits_once_others_settle_waits_for_them(home: Home) -> None:
@@ -327,10 +323,8 @@ def test_spend_being_written_to_spend_json_still_counts(home: Home) -> None:
     with other:
         flusher = threading.Thread(target=ledger.flush)
         flusher.start()
-        deadline = time.monotonic() + 10
-        while not _in(flusher, "acquire"):  # flush is waiting for the file lock
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
+        wait_for(lambda: _in(flusher, "acquire"), 10, "flush never waited for the file lock",
+                 every=0.001)  # fmt: skip
         assert ledger.today_usd() == pytest.approx(0.5)
         with pytest.raises(BudgetExceeded, match=r"^daily budget: \$0\.50 spent today"):
             ledger.reserve(Budget(daily_usd=1.0), "owl", 0.6, 10)

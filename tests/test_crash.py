@@ -7,7 +7,7 @@ import random
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from llmock.scenarios import Delay, Reply, ToolCall
@@ -16,6 +16,7 @@ from llmock.testing import LLMockServer
 from tests.conftest import ZooCli, make_home, open_zoo
 from tests.test_providers import KEYS, posts
 from tests.test_providers import roster as wire_roster
+from tests.waiting import wait_for
 from zoo.engine.router import dispatch
 from zoo.engine.zoo import Zoo
 from zoo.policy.tools import ToolContext, perform
@@ -39,6 +40,11 @@ def _lines(home: Home) -> int:
         return 0
 
 
+def _ended_or_grown(proc: subprocess.Popen[bytes], home: Home, target: int) -> Callable[[], bool]:
+    """Whether the runner has ended, or the journal has grown to `target` lines."""
+    return lambda: proc.poll() is not None or _lines(home) >= target
+
+
 def test_killed_runs_lose_no_brief_and_repeat_no_effect(home: Home, zoo_cli: ZooCli) -> None:
     """40 briefs; `run --once` SIGKILLed at 15 seeded moments, then run until idle."""
     zoo = open_zoo(home)
@@ -49,8 +55,8 @@ def test_killed_runs_lose_no_brief_and_repeat_no_effect(home: Home, zoo_cli: Zoo
         # kill when the journal has grown by a (seeded) random number of events: mid-work
         target = _lines(home) + rng.randint(1, 60)
         proc = _runner(home)
-        while proc.poll() is None and _lines(home) < target:
-            time.sleep(0.0005)
+        wait_for(_ended_or_grown(proc, home, target), 120,
+                 "the runner neither ended nor wrote to the journal", every=0.0005)  # fmt: skip
         interrupted += proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -100,10 +106,9 @@ def test_a_kill_between_model_reply_and_commit_repeats_nothing(
     env = {**os.environ, **KEYS}
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "--home", str(home.root), "run",
                              "--once"], env=env, stdout=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not _second_call_waiting(llm) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert _second_call_waiting(llm), "the runner never made its second call"
+    never = "the runner never made its second call"
+    wait_for(lambda: _second_call_waiting(llm) or proc.poll() is not None, 30, never)
+    assert _second_call_waiting(llm), never
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert len(memory.parse(home.memory_path.read_text(encoding="utf-8"))) == 1
@@ -155,10 +160,9 @@ def test_a_write_killed_before_its_rename_leaves_no_temp_file(home: Home, tmp_pa
     that folder (the step's redo) removes the dead writer's temp file, never a live one's."""
     ready = tmp_path / "ready"
     proc = subprocess.Popen([sys.executable, "-c", _STUCK_WRITER, str(home.root), str(ready)])
-    deadline = time.monotonic() + 30
-    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert ready.exists(), "the writer never reached its rename"
+    never = "the writer never reached its rename"
+    wait_for(lambda: ready.exists() or proc.poll() is not None, 30, never)
+    assert ready.exists(), never
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     drafts = home.workspace("dev") / "drafts"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import sys
 import threading
-import time
 
 import pytest
 
+from tests.waiting import wait_for
 from zoo.errors import ModelConnectionError, ModelHTTPError
 from zoo.models.base import Reply, Request
 from zoo.models.limits import Limiter
@@ -127,18 +127,18 @@ def test_concurrent_first_calls_build_the_provider_model_once() -> None:
 def _wait_until_parked(threads: list[threading.Thread]) -> None:
     """Until every thread is in the builder or waiting at the lock to build (`built`);
     without the lock they would all be in the builder."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    def parked() -> int:
         frames = sys._current_frames()
-        parked = 0
+        count = 0
         for thread in threads:
             frame = frames.get(thread.ident or -1)
             stack = []
             while frame is not None:
                 stack.append(frame.f_code.co_name)
                 frame = frame.f_back
-            parked += "builder" in stack or (bool(stack) and stack[0] == "built")
-        if parked == len(threads):
-            return
-        assert time.monotonic() < deadline, f"{parked} of {len(threads)} threads parked"
-        time.sleep(0.001)
+            count += "builder" in stack or (bool(stack) and stack[0] == "built")
+        return count
+
+    wait_for(lambda: parked() == len(threads), 10,
+             lambda: f"{parked()} of {len(threads)} threads parked", every=0.001)  # fmt: skip

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from llmock.testing import LLMockServer
 from tests.conftest import make_home, open_zoo
 from tests.test_providers import KEYS
 from tests.test_providers import roster as wire_roster
+from tests.waiting import wait_for
 from zoo.engine.router import dispatch
 from zoo.engine.runner import Live
 from zoo.engine.zoo import Zoo
@@ -52,15 +52,16 @@ class Runner:
 
     def wait_for(self, wanted: str, timeout: float = TIMEOUT) -> str:
         """The first printed line containing `wanted`, once it is printed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if wanted in line:
-                    return line
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.005)
-        raise AssertionError(f"zoo run never printed {wanted!r}; it printed {self.lines}")
+        never = f"zoo run never printed {wanted!r}; it printed {{}}"
+
+        def printed() -> str | None:
+            ended = self.proc.poll() is not None and not self._reader.is_alive()
+            found = next((line for line in list(self.lines) if wanted in line), None)
+            if found is None and ended:
+                raise AssertionError(never.format(self.lines))
+            return found
+
+        return wait_for(printed, timeout, lambda: never.format(self.lines))
 
     def stop(self, signum: int = signal.SIGINT) -> int:
         self.proc.send_signal(signum)
@@ -193,9 +194,7 @@ def test_a_stop_signal_lets_the_step_under_way_finish(
     env = {**os.environ, **KEYS}
     with running(home, env=env) as runner:
         task, _ = dispatch(Zoo.open(home, env=KEYS), "Write the notes", to="beaver")
-        deadline = time.monotonic() + TIMEOUT
-        while llm.state.journal.in_flight == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_for(lambda: llm.state.journal.in_flight > 0, TIMEOUT, "no model call began")
         code = runner.stop(signum)  # while beaver's model call is under way
     assert code == (130 if signum == signal.SIGINT else 0)
     assert f"{task.id} beaver finished: done" in runner.lines
@@ -220,15 +219,15 @@ def test_a_brief_dispatched_while_the_runner_watches_is_worked(home: Home) -> No
 
 def _spend_shown(home: Home) -> dict[str, Any]:
     """Today's spend as `zoo status --json` shows it, once it shows any."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        shown = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "status",
-                                "--json"], capture_output=True, text=True, check=True)  # fmt: skip
-        spend: dict[str, Any] = json.loads(shown.stdout)["spend"]
-        if spend["input_tokens"]:
-            return spend
-        time.sleep(0.05)
-    raise AssertionError("zoo status never showed the running runner's spend")
+
+    def shown() -> dict[str, Any] | None:
+        status = subprocess.run([sys.executable, "-m", "zoo", "--home", str(home.root), "status",
+                                 "--json"], capture_output=True, text=True, check=True)  # fmt: skip
+        spend: dict[str, Any] = json.loads(status.stdout)["spend"]
+        return spend if spend["input_tokens"] else None
+
+    return wait_for(shown, TIMEOUT, "zoo status never showed the running runner's spend",
+                    every=0.05)  # fmt: skip
 
 
 def zoo_json(home: Home, *args: str) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.conftest import make_home, open_zoo
+from tests.waiting import wait_for
 from zoo.engine.router import dispatch
 from zoo.engine.runner import RunnerBusy, run_once, runner_lock
+from zoo.engine.zoo import Zoo
 from zoo.errors import ModelError, ScriptError
+from zoo.models.base import Model, Reply, Request
+from zoo.models.offline import OfflineModel
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state import tasks
 from zoo.state.home import Home
@@ -216,12 +222,45 @@ def test_strict_script_fails_on_unused_steps() -> None:
         model.assert_done()
 
 
+class Together(Model):
+    """The offline model's answers, but none before `n` calls have been under way at once
+    (after that, none waits): a runner that works one step at a time never gets a reply."""
+
+    name = "together"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.offline = OfflineModel()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+        """The most calls under way at once so far."""
+        self.gave_up = False
+
+    def complete(self, request: Request) -> Reply:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            wait_for(lambda: self.most >= self.n or self.gave_up, 10,
+                     lambda: f"{self.most} calls at once, never {self.n}")  # fmt: skip
+            return self.offline.complete(request)
+        except AssertionError:
+            self.gave_up = True  # the rest need not wait out the deadline too
+            raise
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
 def test_many_tasks_in_parallel_all_finish(home: Home) -> None:
     zoo = open_zoo(home)
     for i in range(30):
         dispatch(zoo, f"Fix bug {i}")
+    model = Together(4)
     with runner_lock(home):
-        report = run_once(open_zoo(home), concurrency=4)
+        report = run_once(Zoo.open(home, env={}, model=model), concurrency=4)
+    assert (model.most, model.gave_up) == (4, False)  # four steps at once, never more
     assert (report.steps, report.done, report.failed) == (90, 30, [])
     agents = ("beaver", "owl", "lark")
     notes = [parse(home.agent_memory(a).read_text(encoding="utf-8")) for a in agents]

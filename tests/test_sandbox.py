@@ -14,12 +14,12 @@ import shlex
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SECRET, ZooCli, make_home, open_zoo
+from tests.waiting import wait_for
 from zoo.errors import ToolRefused
 from zoo.models.base import ToolCall
 from zoo.models.scripted import call
@@ -236,16 +236,15 @@ def test_timeout_and_output_cap_hold_in_the_jail(jailed: Home) -> None:
 
 def _wait_gone(pid: int) -> None:
     """Until `pid` is dead (gone, or a zombie waiting for a parent that never reaps)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def dead() -> bool:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
         except FileNotFoundError:
-            return
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"process {pid} outlived its command's timeout")
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+    wait_for(dead, 10, f"process {pid} outlived its command's timeout", every=0.01)
 
 
 @landlock

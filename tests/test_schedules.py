@@ -170,6 +170,18 @@ def test_a_cron_that_does_not_parse_is_journaled_once_and_never_fires(tmp_path: 
     assert reports.status(home, now=SUNDAY)["schedules"][0]["next_run"] is None
 
 
+@pytest.mark.parametrize("cron", ["0 9 * * MON", "61 * * * *", "0 9 * * MON 30", "@daily"])
+def test_zoo_check_and_the_runner_apply_one_cron_rule(
+    tmp_path: Path, zoo_cli: ZooCli, cron: str
+) -> None:
+    """Five fields croniter accepts: croniter alone would take a sixth field or `@daily`."""
+    home = scheduled_home(tmp_path, WEEKLY.replace("0 9 * * MON", cron))
+    checked = zoo_cli("check", "--home", str(home.root)).code == 0
+    fire_due(open_zoo(home), SUNDAY)
+    armed = not events(home, "schedule.invalid")
+    assert checked == armed == (cron == "0 9 * * MON")
+
+
 def test_an_unreadable_state_file_is_kept_aside_and_schedules_start_over(tmp_path: Path) -> None:
     home = scheduled_home(tmp_path)
     home.ensure_state()

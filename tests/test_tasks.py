@@ -39,6 +39,36 @@ def test_ids_are_sequential_and_survive_a_lost_counter(home: Home) -> None:
     assert tasks.allocate_id(home) == "T-0004"
 
 
+def test_task_folders_are_the_active_ones_then_escalations_then_done(home: Home) -> None:
+    for name in ("qa", "done", "inbox", "escalations", "dev", ".trash"):
+        home.workspace(name).mkdir(parents=True)
+    (home.workspaces / "notes.md").write_text("a file, not a folder\n", encoding="utf-8")
+    assert [p.name for p in tasks.active_folders(home)] == ["dev", "inbox", "qa"]
+    assert tasks.task_folders(home) == [
+        home.workspace(name) for name in ("dev", "inbox", "qa", "escalations", "done")
+    ]
+
+
+def test_a_lost_counter_goes_on_after_the_highest_id_in_any_task_folder(home: Home) -> None:
+    for folder, name in (("dev", "T-0003-a.md"), ("escalations", "T-0009-b.md"),
+                         ("done", "T-0007-c.md"), (".trash", "T-0099-d.md")):  # fmt: skip
+        home.workspace(folder).mkdir(parents=True)
+        (home.workspace(folder) / name).write_text("---\n---\n", encoding="utf-8")
+    assert tasks.allocate_id(home) == "T-0010"  # .trash/ holds no task: not a workspace
+    assert (home.state / "last-id").read_text(encoding="utf-8") == "10\n"
+
+
+def test_a_claimed_number_is_never_handed_out_and_the_counter_never_goes_back(
+    home: Home,
+) -> None:
+    assert tasks.count_on(home, "last-thing", lambda: 2, claim=5) == 5
+    assert tasks.count_on(home, "last-thing", lambda: 2, claim=3) == 5
+    assert tasks.count_on(home, "last-thing", lambda: 2) == 6
+    (home.state / "last-thing").write_text("garbage\n", encoding="utf-8")
+    assert tasks.count_on(home, "last-thing", lambda: 2) == 3  # unreadable: from what is in use
+    assert tasks.count_on(home, "last-thing", lambda: 2, claim=1) == 3
+
+
 def test_two_processes_dispatching_at_once_never_share_an_id(home: Home) -> None:
     script = (
         "import sys; from pathlib import Path; from zoo.state.home import Home\n"

@@ -143,16 +143,12 @@ def request(
 
 
 def _allocate(home: Home) -> str:
-    from filelock import FileLock
+    return f"A-{tasks.count_on(home, 'last-approval', lambda: _highest(home)):04d}"
 
-    counter = home.ensure_state() / "last-approval"
-    with FileLock(home.state / "ids.lock"):
-        try:
-            last = int(counter.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            last = max((_number(p.name) for p in _all_files(home)), default=0)
-        atomic_write(counter, f"{last + 1}\n")
-    return f"A-{last + 1:04d}"
+
+def _highest(home: Home) -> int:
+    """The highest approval number in use: the counter's value when `.zoo/` was lost."""
+    return max((_number(p.name) for p in _all_files(home)), default=0)
 
 
 def _number(name: str) -> int:

@@ -25,7 +25,7 @@ from zoo.errors import ModelUnavailable, NotFound, RunStopped, TaskFileError, Us
 from zoo.policy.tools import Outcome
 from zoo.state import leases, tasks
 from zoo.state.fs import atomic_move, sweep_tmp
-from zoo.state.home import DONE, ESCALATIONS, INBOX, Home
+from zoo.state.home import INBOX, Home
 from zoo.state.runnerlock import RunnerBusy as RunnerBusy  # re-exported: callers take both here
 from zoo.state.runnerlock import runner_lock as runner_lock
 from zoo.state.steplog import Leftover, StepLogs
@@ -144,8 +144,7 @@ class Shift:
     @classmethod
     def begin(cls, zoo: Zoo, report: RunReport) -> Shift:
         """Clean up after a runner that died, then hold this one's leases."""
-        for folder in (*tasks.active_folders(zoo.home), zoo.home.workspace(DONE),
-                       zoo.home.workspace(ESCALATIONS), zoo.home.root):  # fmt: skip
+        for folder in (*tasks.task_folders(zoo.home), zoo.home.root):
             sweep_tmp(folder)
         for pid, interrupted in leases.reclaim(zoo.home).items():
             zoo.journal.write("runner.reclaimed", pid=pid, tasks=interrupted)
@@ -455,7 +454,7 @@ def preflight(zoo: Zoo, due: list[Task], report: RunReport) -> bool:
 
 
 def _everywhere(home: Home) -> list[Path]:
-    return [*tasks.active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]
+    return tasks.task_folders(home)
 
 
 def _due(

@@ -85,7 +85,7 @@ def _utc(now: datetime | None) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-# --- cron arithmetic (the only place croniter is imported) --------------------------
+# --- cron arithmetic (croniter: here, and in roster.check.valid_cron, the one cron rule) -
 
 
 def next_after(cron: str, moment: datetime) -> datetime:

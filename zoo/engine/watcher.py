@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.state.fs import TMP_SUFFIX
-from zoo.state.home import DONE, ESCALATIONS
+from zoo.state.tasks import CLOSED
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
 
 POLL_S = 1.0
 """How often the polling fallback looks at the folders."""
-_QUIET = (DONE, ESCALATIONS)
+_QUIET = CLOSED
 """Folders whose files are never due: changes there wake nobody."""
 
 

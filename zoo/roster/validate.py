@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from zoo.errors import ConfigError, did_you_mean
 from zoo.roster import OFFLINE_TIER, Agent, Range, Roster
-from zoo.state.home import DONE, ESCALATIONS, INBOX
+from zoo.state.home import SPECIAL_FOLDERS
 
 Loc = tuple[str | int, ...]
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -223,7 +223,7 @@ def _agent_problems(r: Roster, tiers: list[str]) -> Iterator[tuple[Loc, str]]:
         if agent.model is not None and agent.model not in tiers:
             yield (*at, "model"), _unknown("model tier", agent.model, tiers)
         ws = agent.workspace
-        if ws is not None and (not NAME.match(ws) or ws in (DONE, ESCALATIONS, INBOX)):
+        if ws is not None and (not NAME.match(ws) or ws in SPECIAL_FOLDERS):
             yield (
                 (*at, "workspace"),
                 (

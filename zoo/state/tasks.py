@@ -12,7 +12,7 @@ import copy
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +35,10 @@ _SLUG_CHAR = r"[^\s/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]
 TASK_NAME = re.compile(rf"^(T-\d{{4,}})(?:-{_SLUG_CHAR}*)?\.md$")
 """`<id>-<slug>.md`; a slug keeps the letters of any script (`T-0042-ログイン.md`)."""
 TASK_ID = re.compile(r"^T-\d{4,}$")
+CLOSED = (ESCALATIONS, DONE)
+"""The folders of finished tasks, never due: escalated (for a person), done."""
+ID_COUNTER = "last-id"
+"""`.zoo/last-id`: the last task number handed out (see `count_on`)."""
 _TIMESTAMP = re.compile(r"^(\w+): '(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)'$", re.MULTILINE)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -357,7 +361,7 @@ def keeps_id(home: Home, task: Task) -> bool:
     named = TASK_NAME.match(task.path.name)
     if not is_id(task_id) or named is None or named.group(1) != task_id:
         return False
-    for folder in [*active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]:
+    for folder in task_folders(home):
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -377,12 +381,7 @@ def id_of(name: str) -> str | None:
 
 def _claim(home: Home, number: int) -> None:
     """Make sure the counter never hands out `number` again."""
-    from filelock import FileLock
-
-    state = home.ensure_state()
-    with FileLock(state / "ids.lock"):
-        if number > _last_id(home, state / "last-id"):
-            atomic_write(state / "last-id", f"{number}\n")
+    count_on(home, ID_COUNTER, lambda: _highest_id(home), claim=number)
 
 
 def save(task: Task, folder: Path | None = None) -> HandEdit | None:
@@ -503,8 +502,14 @@ def active_folders(home: Home) -> list[Path]:
     return [
         Path(e.path)
         for e in entries
-        if e.is_dir() and e.name not in (DONE, ESCALATIONS) and not e.name.startswith(".")
+        if e.is_dir() and e.name not in CLOSED and not e.name.startswith(".")
     ]
+
+
+def task_folders(home: Home) -> list[Path]:
+    """Every folder a task file can be in: the active ones, then escalations/, then done/
+    (last: it may hold thousands, and a search stops at the first folder holding the id)."""
+    return [*active_folders(home), *(home.workspace(name) for name in CLOSED)]
 
 
 def find(home: Home, task_id: str) -> Task:
@@ -514,8 +519,7 @@ def find(home: Home, task_id: str) -> Task:
         wanted = f"T-{int(wanted):04d}"
     if not TASK_ID.match(wanted):
         raise NotFound(f"no task {task_id!r}: ids look like T-0042")
-    folders = [*active_folders(home), home.workspace(ESCALATIONS), home.workspace(DONE)]
-    for folder in folders:
+    for folder in task_folders(home):
         for path in task_files(folder):
             match = TASK_NAME.match(path.name)
             if match and match.group(1) == wanted:
@@ -525,28 +529,35 @@ def find(home: Home, task_id: str) -> Task:
 
 def allocate_id(home: Home) -> str:
     """The next free task id; unique even when several processes dispatch at once."""
+    return f"T-{count_on(home, ID_COUNTER, lambda: _highest_id(home)):04d}"
+
+
+def count_on(
+    home: Home, counter: str, in_use: Callable[[], int], *, claim: int | None = None
+) -> int:
+    """The next number of the counter `.zoo/<counter>`, written there under the ids lock
+    before it is returned, so no two callers (threads or processes) get the same one. With
+    `claim`, the counter only moves up to `claim` (never down): it never hands that number
+    out. A lost or unreadable counter goes on from `in_use()`, the highest number in use."""
     from filelock import FileLock
 
     state = home.ensure_state()
-    counter = state / "last-id"
+    path = state / counter
     with FileLock(state / "ids.lock"):
-        last = _last_id(home, counter)
-        atomic_write(counter, f"{last + 1}\n")
-    return f"T-{last + 1:04d}"
-
-
-def _last_id(home: Home, counter: Path) -> int:
-    try:
-        return int(counter.read_text(encoding="utf-8").strip())
-    except (FileNotFoundError, ValueError):
-        return _highest_id(home)
+        try:
+            last = int(path.read_text(encoding="utf-8").strip())
+        except (FileNotFoundError, ValueError):
+            last = in_use()
+        number = last + 1 if claim is None else max(last, claim)
+        if number != last:
+            atomic_write(path, f"{number}\n")
+    return number
 
 
 def _highest_id(home: Home) -> int:
     """The highest id in use in any folder: the counter's value when `.zoo/` was lost."""
     highest = 0
-    folders = [*active_folders(home), home.workspace(DONE), home.workspace(ESCALATIONS)]
-    for folder in folders:
+    for folder in task_folders(home):
         for path in task_files(folder):
             match = TASK_NAME.match(path.name)
             if match:
