@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.engine.router import route_task
-from zoo.engine.turn import section, turn
-from zoo.engine.zoo import Event, Zoo, edited
+from zoo.engine.step import step
+from zoo.engine.zoo import Zoo, edited
 from zoo.errors import ModelUnavailable, NotFound, RunStopped, TaskFileError, UserError
-from zoo.policy.tools import Outcome
 from zoo.state import leases, tasks
 from zoo.state.fs import atomic_move, sweep_tmp
 from zoo.state.home import DONE, ESCALATIONS, INBOX, Home
@@ -613,88 +612,3 @@ def _follow_hand_edit(zoo: Zoo, task: Task, report: RunReport) -> bool:
         zoo.assign(task, task.agent, event="task.reassigned", extra={"folder": folder})
         report.add(None, f"{task.id} reassigned by hand to {task.agent}")
     return True
-
-
-# --- one agent turn -------------------------------------------------------------------
-
-
-def step(
-    zoo: Zoo, task: Task, report: RunReport, held: leases.RunnerLeases, logs: StepLogs
-) -> Task | None:
-    """One agent turn on `task`; the task if it is now queued for another agent.
-
-    The step is keyed by (task, step number): its log (steplog.py) lets a run after a
-    crash resume it where it stopped, and its result lands in one atomic task save.
-    """
-    agent = task.agent
-    assert agent is not None
-    if report.halted:
-        return None
-    if zoo.daily_budget_spent():  # the task stays queued for tomorrow (or a higher budget)
-        spent = f"${zoo.ledger.today_usd():.2f} of ${zoo.roster.budget.daily_usd:.2f}"
-        zoo.journal.write("budget.spent", usd=round(zoo.ledger.today_usd(), 4),
-                          daily_usd=zoo.roster.budget.daily_usd)  # fmt: skip
-        report.halt(RunStopped(f"daily budget spent ({spent})", failure=False))
-        return None
-    started = utc_now()
-    number = task.steps + 1
-    with held.hold(task.id, agent, started):
-        log = logs.open(task.id, number, agent)
-        saved = False
-        try:
-            try:
-                outcome, texts, events, error = turn(zoo, task, agent, log)
-            except RunStopped as stopped:  # the task stays queued; its log resumes the step
-                paused = {"task": task.id, "agent": agent, "step": number, "reason": str(stopped)}
-                zoo.journal.write_many([*stopped.events, ("step.paused", paused)])
-                report.halt(stopped)
-                return None
-            if log.resumed:
-                report.add(None, f"{task.id} {agent} resumed step {number} after an interruption")
-            report.add("steps")
-            task.meta["steps"] = number
-            task.append_section(f"{agent} · {started}", section(texts, outcome, error))
-            events.append(("step.finished", {"task": task.id, "agent": agent, "step": number}))
-            log.commit(events)
-            if error is not None:
-                zoo.escalate(task, error, by=agent, failed=True, before=events)
-                report.add("escalated", f"{task.id} {agent} failed: {error}",
-                           f"{task.id} {agent}: {error}")  # fmt: skip
-                saved = True
-                return None
-            nxt = _after_turn(zoo, task, agent, outcome, events, report)
-            saved = True
-            return nxt
-        finally:
-            log.close(done=saved)
-
-
-def _after_turn(
-    zoo: Zoo, task: Task, agent: str, outcome: Outcome, events: list[Event], report: RunReport
-) -> Task | None:
-    if outcome.waiting is not None and outcome.escalation is None:
-        zoo.wait(task, outcome.waiting, before=events)
-        report.add("waiting", f"{task.id} {agent} waits for approval {outcome.waiting}")
-        return None
-    if outcome.escalation is not None:
-        zoo.escalate(task, outcome.escalation, by=agent, before=events)
-        report.add("escalated", f"{task.id} {agent} escalated: {outcome.escalation}")
-        return None
-    targets = zoo.roster.agents[agent].handoff
-    target = outcome.handoff_to or (targets[0] if targets else None)
-    if target is None:
-        zoo.finish(task, before=events)
-        report.add("done", f"{task.id} {agent} finished: done")
-        return None
-    handoffs = int(task.meta.get("handoffs") or 0) + 1
-    limit = zoo.roster.defaults.max_handoffs
-    if handoffs > limit:
-        reason = f"handed off {handoffs} times, more than max_handoffs ({limit})"
-        zoo.escalate(task, reason, by="runner", before=events)
-        report.add("escalated", f"{task.id} escalated: {reason}")
-        return None
-    task.meta["handoffs"] = handoffs
-    extra = {"from": agent, "note": outcome.handoff_note or None}
-    zoo.assign(task, target, event="task.handoff", extra=extra, before=events)
-    report.add("handoffs", f"{task.id} {agent} -> {target}")
-    return task
