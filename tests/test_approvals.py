@@ -16,14 +16,16 @@ import pytest
 
 from tests.conftest import ZooCli, make_home, open_zoo
 from zoo.engine import approvals
+from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.policy import commands
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 PY = sys.executable
 ROSTER = f"""\

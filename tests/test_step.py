@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import open_zoo
+from zoo.engine.loop import RunReport
 from zoo.engine.result import (
     Escalate,
     Finish,
@@ -22,7 +23,6 @@ from zoo.engine.result import (
     section,
 )
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunReport
 from zoo.engine.step import apply
 from zoo.state import tasks
 from zoo.state.home import Home

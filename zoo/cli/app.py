@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from zoo.engine import approvals
-    from zoo.engine.runner import RunReport
+    from zoo.engine.loop import RunReport
     from zoo.engine.zoo import Zoo
 
 app = typer.Typer(
@@ -221,9 +221,10 @@ def run(
 ) -> None:
     """Run the agents: route briefs, work tasks, hand off, fire schedules, until stopped."""
     from zoo.cli import render
-    from zoo.engine.runner import RunnerBusy, run_once, runner_lock
+    from zoo.engine.runner import run_once
     from zoo.engine.zoo import Zoo
     from zoo.roster.check import require_ok
+    from zoo.state.runnerlock import RunnerBusy, runner_lock
 
     zoo_home = _home(home)
     require_ok(zoo_home)  # no run on a home `zoo check` rejects: its first error, exit 1
@@ -303,7 +304,7 @@ def _run_live(zoo: Zoo, poll: bool) -> int:
     import signal
 
     from zoo.cli import liveview, render
-    from zoo.engine.runner import Live
+    from zoo.engine.live import Live
     from zoo.engine.watcher import Watcher
 
     watcher = Watcher(zoo.home.workspaces, polling=poll, roster=zoo.home.roster_path)
