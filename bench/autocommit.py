@@ -38,9 +38,10 @@ from _common import (
 
 from zoo.engine.autocommit import AutoCommitter
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.state.home import Home
+from zoo.state.runnerlock import runner_lock
 
 BRIEFS = 200
 CHAIN = 3

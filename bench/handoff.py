@@ -26,7 +26,7 @@ from typing import Any
 
 from _common import emit, install_note, parse_args, small_home, table, temp_folder
 
-from zoo.engine.runner import Live
+from zoo.engine.live import Live
 from zoo.engine.watcher import POLL_S, Watcher
 from zoo.engine.zoo import Zoo
 from zoo.models.base import Model, Reply, Request

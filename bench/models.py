@@ -24,9 +24,10 @@ from llmock.scenarios import Delay, Reply
 from llmock.testing import LLMockServer
 
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.models.base import Message, Request
+from zoo.state.runnerlock import runner_lock
 
 KEYS = {"ANTHROPIC_API_KEY": "sk-ant-bench", "OPENAI_API_KEY": "sk-bench"}
 CALLS = 300

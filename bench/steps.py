@@ -36,12 +36,13 @@ from typing import Any
 from _common import install_note, parse_args, small_home, table, temp_folder
 
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.models.base import Reply, Request
 from zoo.models.offline import OfflineModel
 from zoo.state import fs
 from zoo.state.home import Home
+from zoo.state.runnerlock import runner_lock
 
 BRIEFS = 200
 CHAIN = 3
@@ -303,11 +304,11 @@ def run_bench(root: Path, concurrency: int, parts: bool = False) -> dict[str, An
 
 def profile_run(root: Path, limit: int = 25) -> str:
     """cProfile of a concurrency-1 run_once (main thread and the worker's steps), top costs."""
-    import zoo.engine.runner
+    import zoo.engine.loop
 
     home, _, _, _ = fresh_home(root)
     main_profile, step_profile = cProfile.Profile(), cProfile.Profile()
-    real_step = zoo.engine.runner.step
+    real_step = zoo.engine.loop.step
 
     def step(*args: Any) -> Any:
         step_profile.enable()  # profiles the calling (worker) thread
@@ -316,7 +317,7 @@ def profile_run(root: Path, limit: int = 25) -> str:
         finally:
             step_profile.disable()
 
-    zoo.engine.runner.step = step
+    zoo.engine.loop.step = step
     try:
         with runner_lock(home):
             opened = Zoo.open(home, env={})
@@ -324,7 +325,7 @@ def profile_run(root: Path, limit: int = 25) -> str:
             run_once(opened, concurrency=1)
             main_profile.disable()
     finally:
-        zoo.engine.runner.step = real_step
+        zoo.engine.loop.step = real_step
     out = io.StringIO()
     stats = pstats.Stats(step_profile, stream=out)
     stats.add(main_profile)

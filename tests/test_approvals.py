@@ -17,14 +17,16 @@ import pytest
 from tests.conftest import ZooCli, make_home, open_zoo
 from tests.waiting import wait_for
 from zoo.engine import approvals
+from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.policy import commands
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 PY = sys.executable
 ROSTER = f"""\
@@ -126,7 +128,8 @@ def test_a_command_not_found_is_a_tool_error(home: Home, scripted: ScriptedModel
 _KILLED_RUNNER = """
 import sys
 from pathlib import Path
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
+from zoo.state.runnerlock import runner_lock
 from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state.home import Home

@@ -11,10 +11,12 @@ from tests.conftest import SMALL_ROSTER, ZooCli, make_home, open_zoo
 from tests.test_autocommit import git, hook, init_repo, set_identity
 from tests.test_autocommit import user_home as user_home  # autouse: git sees no machine config
 from zoo.engine import approvals
+from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state.home import Home
+from zoo.state.runnerlock import runner_lock
 from zoo.state.written import record as record_written
 from zoo.state.written import release as _release_written
 from zoo.state.written import take as _take_written

@@ -16,7 +16,7 @@ from llmock.testing import LLMockServer
 from tests.conftest import ZooCli, make_home
 from tests.waiting import wait_for
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.errors import BudgetExceeded
 from zoo.models.base import Model, Request, Usage, estimate_tokens
@@ -25,6 +25,7 @@ from zoo.models.scripted import ScriptedModel, call, says
 from zoo.roster import Budget
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 from zoo.state.spend import Ledger, Spend
 
 OUT_PRICE = 1000.0

@@ -131,7 +131,7 @@ def test_run_once_exits_1_on_a_broken_task_file(home: Home, zoo_cli: ZooCli) -> 
 
 
 def test_second_runner_exits_0_and_says_so(home: Home, zoo_cli: ZooCli) -> None:
-    from zoo.engine.runner import runner_lock
+    from zoo.state.runnerlock import runner_lock
 
     with runner_lock(home):
         r = zoo_cli("run", "--once", "--home", str(home.root))

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import SECRET, make_home, open_zoo
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.errors import ToolRefused
 from zoo.models.base import ToolCall
 from zoo.models.scripted import ScriptedModel, call, says
@@ -26,6 +26,7 @@ from zoo.state.files import ConfinementError, read_in_home
 from zoo.state.home import Home
 from zoo.state.journal import read_events
 from zoo.state.memory import Memory
+from zoo.state.runnerlock import runner_lock
 
 ROSTER = """\
 version: 1

@@ -27,13 +27,14 @@ from tests.conftest import ZooCli, make_home
 from zoo.engine.context import Fitted, Prompt, fit
 from zoo.engine.doctor import diagnose
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.models.base import Message, Request
 from zoo.models.window import UNSAID, Unreachable, Window, ask
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 CHAT = Match(path="*/chat/completions")
 

@@ -6,12 +6,13 @@ import threading
 
 from tests.conftest import open_zoo
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.models.base import Reply, Request
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 
 def _edit_mid_step(edit: callable) -> ScriptedModel:  # type: ignore[valid-type]

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli, open_zoo
+from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 
 def run(home: Home) -> RunReport:

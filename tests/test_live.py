@@ -23,9 +23,11 @@ from tests.conftest import make_home, open_zoo
 from tests.test_providers import KEYS
 from tests.test_providers import roster as wire_roster
 from tests.waiting import wait_for
+from zoo.engine.live import Live
 from zoo.engine.router import dispatch
-from zoo.engine.runner import Live
+from zoo.engine.watcher import Watcher
 from zoo.engine.zoo import Zoo
+from zoo.models.scripted import ScriptedModel
 from zoo.state import leases, tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
@@ -266,3 +268,26 @@ def test_sighup_makes_the_runner_read_zoo_yaml_again(home: Home) -> None:
         runner.proc.send_signal(signal.SIGHUP)
         runner.wait_for("zoo.yaml reloaded: 4 agents, 0 schedules")
         assert runner.stop(signal.SIGTERM) == 0
+
+
+def test_a_step_that_raises_stops_the_live_runner_and_surfaces(home: Home) -> None:
+    """A bug in a step is not lost in its worker thread: the runner stops and raises it."""
+    dispatch(open_zoo(home), "Write a blog post", to="lark")
+    live = Live(open_zoo(home, ScriptedModel([RuntimeError("a bug in a tool")])),
+                Watcher(home.workspaces))  # fmt: skip
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            live.run()
+        except RuntimeError as e:
+            raised.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(TIMEOUT)
+    if thread.is_alive():  # it swallowed the error and kept watching
+        live.stop()
+        thread.join(TIMEOUT)
+    assert [str(e) for e in raised] == ["a bug in a tool"]
+    assert tasks.find(home, "T-0001").meta["status"] == "queued"  # it waits for the next run

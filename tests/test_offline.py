@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO, SMALL_ROSTER, ZooCli, open_zoo
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.turn import system_prompt
 from zoo.engine.zoo import Zoo
 from zoo.models.base import Message, Model, Reply, Request
@@ -23,6 +23,7 @@ from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
 from zoo.state.memory import parse
+from zoo.state.runnerlock import runner_lock
 
 QUICK_START = "Fix the login bug: users are logged out after a minute"
 

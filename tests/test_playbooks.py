@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import open_zoo
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.models.base import Reply, Request
 from zoo.models.scripted import ScriptedModel, says
 from zoo.roster import playbooks
@@ -18,6 +18,7 @@ from zoo.roster.playbooks import PlaybookError
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 MISSING = "does not exist (write the agent's instructions there)"
 LINK = "is a symbolic link or lies behind one; Zoo uses only files inside the home"

@@ -12,12 +12,14 @@ from llmock.scenarios import Delay, Fail, Match, Reply, StreamFault, ToolCall, T
 from llmock.testing import LLMockServer
 
 from tests.conftest import make_home
+from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunReport, run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 KEYS = {"ANTHROPIC_API_KEY": "sk-ant-test-key", "OPENAI_API_KEY": "sk-test-key"}
 ANTHROPIC = Match(provider="anthropic")

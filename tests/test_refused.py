@@ -8,12 +8,13 @@ from pathlib import Path
 
 from tests.conftest import make_home, open_zoo
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.turn import ARGUMENTS_CHARS, attempted
 from zoo.models.base import ToolCall
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 ROSTER = """\
 version: 1

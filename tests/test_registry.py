@@ -22,7 +22,7 @@ from tests.conftest import REPO, ZooCli, make_home, open_zoo
 from zoo.engine import approvals
 from zoo.engine.check import verdict
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.policy import tools
 from zoo.policy.registry import Registry, Tool, UnknownTool
@@ -31,6 +31,7 @@ from zoo.roster import load_roster
 from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events
+from zoo.state.runnerlock import runner_lock
 
 ROSTER = """\
 version: 1
@@ -179,7 +180,8 @@ from pathlib import Path
 from tests.test_registry import tally
 from zoo.policy import tools
 tools.BUILTINS = tally(redo=sys.argv[2] == "redo")
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
+from zoo.state.runnerlock import runner_lock
 from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state.home import Home

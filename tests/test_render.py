@@ -12,10 +12,11 @@ import pytest
 from tests.conftest import ZooCli, make_home, open_zoo
 from zoo.cli import render
 from zoo.engine.router import dispatch
-from zoo.engine.runner import run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state.home import Home
+from zoo.state.runnerlock import runner_lock
 
 EVIL = "Fix \x1b[31mred\x1b]0;owned\x07 \x9b2J \u202eevil\x7f done"
 """ESC sequences (colour, window title), BEL, an 8-bit CSI, a bidi override, DEL."""
@@ -123,7 +124,7 @@ def test_the_live_table_escapes_roles_and_work(tmp_path: Path) -> None:
     from rich.console import Console
 
     from zoo.cli.liveview import View
-    from zoo.engine.runner import RunReport
+    from zoo.engine.loop import RunReport
 
     home = make_home(tmp_path / "zoo", ROSTER)
     live = SimpleNamespace(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
-from tests.conftest import make_home, open_zoo
+from tests.conftest import ZooCli, make_home, open_zoo
 from tests.waiting import wait_for
 from zoo.engine.router import dispatch
-from zoo.engine.runner import RunnerBusy, run_once, runner_lock
+from zoo.engine.runner import run_once
 from zoo.engine.zoo import Zoo
 from zoo.errors import ModelError, ScriptError
 from zoo.models.base import Model, Reply, Request
@@ -19,6 +20,7 @@ from zoo.state import tasks
 from zoo.state.home import Home
 from zoo.state.journal import read_events, verify
 from zoo.state.memory import parse
+from zoo.state.runnerlock import RunnerBusy, runner_lock
 
 
 def run(home: Home, model: ScriptedModel | None = None):  # type: ignore[no-untyped-def]
@@ -277,3 +279,59 @@ def test_a_brief_dropped_in_the_inbox_is_worked_once(home: Home) -> None:
     assert (report.routed, report.steps, report.done) == (1, 1, 1)
     kinds = [e["event"] for e in read_events(home.journal_path)]
     assert kinds.count("step.started") == 1 and kinds.count("task.done") == 1
+
+
+def _steps_in_order(home: Home) -> list[tuple[str, int]]:
+    return [(e["task"], e["step"]) for e in read_events(home.journal_path)
+            if e["event"] == "step.finished"]  # fmt: skip
+
+
+def test_a_worker_follows_its_task_to_rest_before_it_takes_another(home: Home) -> None:
+    zoo = open_zoo(home)
+    ids = [dispatch(zoo, f"Fix bug {i}")[0].id for i in range(4)]
+    with runner_lock(home):
+        run_once(open_zoo(home), concurrency=1)
+    assert _steps_in_order(home) == [(task_id, step) for task_id in ids for step in (1, 2, 3)]
+
+
+def test_no_more_tasks_are_under_way_than_there_are_workers(home: Home) -> None:
+    """12 tasks, 2 workers: at no moment are more than 2 begun and not yet done (a run
+    that started every due task at once had all 12 under way)."""
+    zoo = open_zoo(home)
+    for i in range(12):
+        dispatch(zoo, f"Fix bug {i}")
+    with runner_lock(home):
+        report = run_once(open_zoo(home), concurrency=2)
+    assert (report.steps, report.done, report.failed) == (36, 12, [])
+    begun: set[str] = set()
+    most = 0
+    for event in read_events(home.journal_path):
+        if event["event"] == "step.started":
+            begun.add(event["task"])
+        elif event["event"] == "task.done":
+            begun.discard(event["task"])
+        most = max(most, len(begun))
+    assert 1 <= most <= 2
+
+
+def test_a_step_that_raises_stops_the_run_and_the_error_surfaces(home: Home) -> None:
+    """A bug (not a model's error) in a step: no further step starts, and run_once raises it."""
+    model = ScriptedModel([says("Fixed."), RuntimeError("a bug in a tool")])
+    zoo = open_zoo(home, model)
+    for i in range(5):
+        dispatch(zoo, f"Fix bug {i}")
+    with runner_lock(home), pytest.raises(RuntimeError, match="a bug in a tool"):
+        run_once(open_zoo(home, model), concurrency=1)
+    assert len(model.requests) == 2  # T-0001 beaver, then T-0001 owl raised: nothing after
+    assert _steps_in_order(home) == [("T-0001", 1)]
+
+
+def test_the_report_is_the_document_zoo_run_json_prints(home: Home, zoo_cli: ZooCli) -> None:
+    dispatch(open_zoo(home), "Fix the login bug")
+    printed = json.loads(zoo_cli("run", "--once", "--json", "--home", str(home.root)).out)
+    dispatch(open_zoo(home), "Fix the logout bug")  # the same work again, in-process
+    report = run(home)
+    assert report.document() == {"ok": True, "steps": 3, "routed": 0, "handoffs": 2, "done": 1,
+                                 "escalated": 0, "failed": [],
+                                 "seconds": round(report.seconds, 3)}  # fmt: skip
+    assert {**printed, "seconds": None} == {**report.document(), "seconds": None}

@@ -199,8 +199,9 @@ def run(
     """Run the agents: route briefs, work tasks, hand off, fire schedules, until stopped."""
     from zoo.cli import render
     from zoo.engine.check import require_ok
-    from zoo.engine.runner import RunnerBusy, run_once, runner_lock
+    from zoo.engine.runner import run_once
     from zoo.engine.zoo import Zoo
+    from zoo.state.runnerlock import RunnerBusy, runner_lock
 
     zoo_home = _home(ctx, home)
     require_ok(zoo_home)  # no run on a home `zoo check` rejects: its first error, exit 1
@@ -218,11 +219,8 @@ def run(
                             "(zoo status shows it)") from None  # fmt: skip
         render.error(f"another runner ({e}) holds {zoo_home.root}; nothing to do")
         return
-    if json_out:  # RunReport.document() once runner.py has it (issue 13, item 2)
-        render.as_json({"ok": report.ok, "steps": report.steps, "routed": report.routed,
-                        "handoffs": report.handoffs, "done": report.done,
-                        "escalated": report.escalated, "failed": report.failed,
-                        "seconds": round(report.seconds, 3)})  # fmt: skip
+    if json_out:
+        render.as_json(report.document())
     else:
         render.line(render.run_summary(report))
         for failure in report.failed:

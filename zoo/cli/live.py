@@ -16,7 +16,7 @@ from zoo.errors import ExitStatus
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from zoo.engine.runner import RunReport
+    from zoo.engine.loop import RunReport
     from zoo.engine.zoo import Zoo
 
 
@@ -62,7 +62,7 @@ def run_live(zoo: Zoo, poll: bool) -> int:
     import signal
 
     from zoo.cli import liveview, render
-    from zoo.engine.runner import Live
+    from zoo.engine.live import Live
     from zoo.engine.watcher import Watcher
 
     _announce_models(zoo)

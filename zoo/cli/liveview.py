@@ -15,7 +15,7 @@ from rich.live import Live as RichLive
 from rich.table import Table
 
 from zoo.cli.render import out, safe_markup
-from zoo.engine.runner import Live
+from zoo.engine.live import Live
 from zoo.roster import Roster
 
 

@@ -2,9 +2,10 @@
 
 The agent gets its playbook, its memory, the relevant part of MEMORY.md and the task,
 with the tools its roster entry allows; each tool call is checked (tools.py) and
-journaled as it happens. The turn returns what the agent decided and wrote; the runner
-saves it. What the step log (steplog.py) holds from an interrupted run of the same step
-is replayed, so a resumed step neither asks the model again nor repeats an effect.
+journaled as it happens. The turn returns what the agent decided and wrote as a
+`StepResult` (result.py); the runner applies it (step.py). What the step log
+(steplog.py) holds from an interrupted run of the same step is replayed, so a resumed
+step neither asks the model again nor repeats an effect.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from zoo.engine import approvals
 from zoo.engine.context import Fitting, Prompt
+from zoo.engine.result import StepResult, next_step
 from zoo.engine.zoo import Event, Zoo, attempt_events, reply_fields
 from zoo.errors import BudgetExceeded, MaxTurnsExceeded, ModelError, stops_run
 from zoo.models.base import Message, Reply, Request, ToolCall
@@ -53,10 +55,9 @@ class _Events:
             self.pending = []
 
 
-def turn(
-    zoo: Zoo, task: Task, agent: str, log: StepLog
-) -> tuple[Outcome, list[str], list[Event], str | None]:
-    """The model/tool loop of one turn: (outcome, texts, events not yet written, error).
+def turn(zoo: Zoo, task: Task, agent: str, log: StepLog) -> StepResult:
+    """The model/tool loop of one turn, and what it decided: nothing of it is saved to the
+    task yet (step.py applies it). `RunStopped` when the run must stop first.
 
     What `log` holds from an interrupted run of this step is replayed, not redone.
     """
@@ -71,6 +72,7 @@ def turn(
         started["resumed"] = {"replies": len(resumed.replies), "results": len(resumed.results)}
     events.add("step.started", started)
     texts: list[str] = []
+    tokens: int | None = None
     limit = roster.max_turns(agent)
     try:
         prompt = task_prompt(zoo, agent, task)
@@ -86,22 +88,24 @@ def turn(
         for turn in range(limit):
             if turn < len(resumed.replies):
                 reply = resumed.replies[turn]
-                _count_tokens(task, reply)
             else:
-                reply = _ask(zoo, task, agent, tier, fitting.request(_with(base, messages)), events)
+                used = int(task.meta.get("tokens") or 0) + (tokens or 0)
+                request = fitting.request(_with(base, messages))
+                reply = _ask(zoo, task, agent, tier, request, events, used)
                 log.reply(reply)
+            tokens = (tokens or 0) + reply.usage.input_tokens + reply.usage.output_tokens
             if reply.text.strip():
                 texts.append(reply.text.strip())
             said = reply.written if reply.written is not None else reply.text
             messages.append(Message("assistant", said, reply.tool_calls))
             if not reply.tool_calls:
-                return ctx.outcome, texts, events.pending, None
+                return _result(zoo, task, agent, ctx.outcome, texts, events, tokens)
             for i, call in enumerate(reply.tool_calls):
                 messages.append(_call(ctx, call, call_key(turn, i), events, log))
             if ctx.outcome.waiting is not None:
-                return ctx.outcome, texts, events.pending, None
+                return _result(zoo, task, agent, ctx.outcome, texts, events, tokens)
         if ctx.outcome.handoff_to or ctx.outcome.escalation:
-            return ctx.outcome, texts, events.pending, None
+            return _result(zoo, task, agent, ctx.outcome, texts, events, tokens)
         raise MaxTurnsExceeded(f"{agent} made {limit} model calls without finishing (max_turns)")
     except (ModelError, ConfinementError, BudgetExceeded, playbooks.PlaybookError) as e:
         stopped = stops_run(e)
@@ -111,28 +115,50 @@ def turn(
         events.add("model.error" if isinstance(e, ModelError) else "step.refused",
                    {"task": task.id, "agent": agent, "tier": tier, "error": str(e),
                     "kind": type(e).__name__})  # fmt: skip
-        return ctx.outcome, texts, events.pending, str(e)
+        return _result(zoo, task, agent, ctx.outcome, texts, events, tokens, str(e))
 
 
-def _ask(zoo: Zoo, task: Task, agent: str, tier: str, request: Request, events: _Events) -> Reply:
+def _result(
+    zoo: Zoo,
+    task: Task,
+    agent: str,
+    outcome: Outcome,
+    texts: list[str],
+    events: _Events,
+    tokens: int | None,
+    error: str | None = None,
+) -> StepResult:
+    """The turn as a value: what the tool calls decided becomes the explicit next step."""
+    nxt = next_step(agent, handoff_to=outcome.handoff_to, handoff_note=outcome.handoff_note,
+                    escalation=outcome.escalation, waiting=outcome.waiting, error=error,
+                    targets=zoo.roster.agents[agent].handoff,
+                    handoffs=int(task.meta.get("handoffs") or 0),
+                    max_handoffs=zoo.roster.defaults.max_handoffs)  # fmt: skip
+    effects = list(outcome.notes)
+    if outcome.handoff_to:
+        note = f": {outcome.handoff_note}" if outcome.handoff_note else ""
+        effects.append(f"handoff to {outcome.handoff_to}{note}")
+    if outcome.escalation:
+        effects.append(f"escalated: {outcome.escalation}")
+    return StepResult(agent, tuple(texts), tuple(effects), nxt, tuple(events.pending), tokens,
+                      error)  # fmt: skip
+
+
+def _ask(
+    zoo: Zoo, task: Task, agent: str, tier: str, request: Request, events: _Events, used: int
+) -> Reply:
     """One model call within the budget (its estimate reserved before it starts, settled
-    after), paid for and journaled before the step log records its reply."""
-    used = int(task.meta.get("tokens") or 0)
+    after), paid for and journaled before the step log records its reply. `used`: the
+    tokens the task has used so far."""
     try:
         reply, usd = zoo.paid_call(agent, tier, request, task=task.id, task_tokens=used)
     except ModelError as e:
         events.pending += attempt_events(e.attempts, task.id, agent)
         raise
     events.pending += attempt_events(reply.attempts, task.id, agent)
-    _count_tokens(task, reply)
     events.add("model.reply", {**_reply_fields(task, agent, reply.tier or tier, reply), "usd": usd})
     events.flush()
     return reply
-
-
-def _count_tokens(task: Task, reply: Reply) -> None:
-    used = reply.usage.input_tokens + reply.usage.output_tokens
-    task.meta["tokens"] = int(task.meta.get("tokens") or 0) + used
 
 
 def _call(ctx: ToolContext, call: ToolCall, key: str, events: _Events, log: StepLog) -> Message:
@@ -251,21 +277,6 @@ def _cut(value: Any, depth: int) -> Any:
         more = [f"... {len(value) - ARGUMENT_ITEMS} more"] if len(value) > ARGUMENT_ITEMS else []
         return [_cut(v, depth + 1) for v in value[:ARGUMENT_ITEMS]] + more
     return _cut(str(value), depth)
-
-
-def section(texts: list[str], outcome: Outcome, error: str | None) -> str:
-    parts = ["\n\n".join(texts) if texts else "*(no text)*"]
-    effects = [f"- {note}" for note in outcome.notes]
-    if outcome.handoff_to:
-        note = f": {outcome.handoff_note}" if outcome.handoff_note else ""
-        effects.append(f"- handoff to {outcome.handoff_to}{note}")
-    if outcome.escalation:
-        effects.append(f"- escalated: {outcome.escalation}")
-    if error:
-        effects.append(f"- failed: {error}")
-    if effects:
-        parts.append("\n".join(effects))
-    return "\n\n".join(parts)
 
 
 def system_prompt(zoo: Zoo, agent: str, task: Task) -> str:
