@@ -17,9 +17,9 @@ import pytest
 from tests.conftest import ZooCli, make_home, open_zoo
 from tests.waiting import wait_for
 from zoo.engine import approvals
-from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
 from zoo.engine.runner import run_once
+from zoo.engine.runreport import RunReport
 from zoo.engine.zoo import Zoo
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.policy import commands

@@ -11,9 +11,9 @@ from tests.conftest import SMALL_ROSTER, ZooCli, make_home, open_zoo
 from tests.test_autocommit import git, hook, init_repo, set_identity
 from tests.test_autocommit import user_home as user_home  # autouse: git sees no machine config
 from zoo.engine import approvals
-from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
 from zoo.engine.runner import run_once
+from zoo.engine.runreport import RunReport
 from zoo.models.scripted import ScriptedModel, call, says
 from zoo.state.home import Home
 from zoo.state.runnerlock import runner_lock

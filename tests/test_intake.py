@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZooCli, open_zoo
-from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
 from zoo.engine.runner import run_once
+from zoo.engine.runreport import RunReport
 from zoo.engine.zoo import Zoo
 from zoo.state import tasks
 from zoo.state.home import Home

@@ -12,9 +12,9 @@ from llmock.scenarios import Delay, Fail, Match, Reply, StreamFault, ToolCall, T
 from llmock.testing import LLMockServer
 
 from tests.conftest import make_home
-from zoo.engine.loop import RunReport
 from zoo.engine.router import dispatch
 from zoo.engine.runner import run_once
+from zoo.engine.runreport import RunReport
 from zoo.engine.zoo import Zoo
 from zoo.state import tasks
 from zoo.state.home import Home

@@ -124,7 +124,7 @@ def test_the_live_table_escapes_roles_and_work(tmp_path: Path) -> None:
     from rich.console import Console
 
     from zoo.cli.liveview import View
-    from zoo.engine.loop import RunReport
+    from zoo.engine.runreport import RunReport
 
     home = make_home(tmp_path / "zoo", ROSTER)
     live = SimpleNamespace(

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import open_zoo
-from zoo.engine.loop import RunReport
 from zoo.engine.result import (
     Escalate,
     Finish,
@@ -23,6 +22,7 @@ from zoo.engine.result import (
     section,
 )
 from zoo.engine.router import dispatch
+from zoo.engine.runreport import RunReport
 from zoo.engine.step import apply
 from zoo.state import tasks
 from zoo.state.home import Home

@@ -16,7 +16,7 @@ from zoo.errors import ExitStatus
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from zoo.engine.loop import RunReport
+    from zoo.engine.runreport import RunReport
     from zoo.engine.zoo import Zoo
 
 

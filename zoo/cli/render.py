@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from zoo.engine.check import CheckReport
     from zoo.engine.doctor import Report
     from zoo.engine.logview import Verified
-    from zoo.engine.loop import RunReport
     from zoo.engine.recall import Recalled
     from zoo.engine.router import Dispatched, Plan
+    from zoo.engine.runreport import RunReport
     from zoo.engine.zoo import Retried
     from zoo.roster import Roster
     from zoo.roster.scaffold import Created

@@ -17,17 +17,17 @@ from zoo.engine.zoo import Zoo, edited
 from zoo.errors import NotFound, RunStopped, TaskFileError
 from zoo.state import leases, tasks
 from zoo.state.fs import atomic_move
-from zoo.state.home import INBOX, Home
+from zoo.state.home import INBOX
 from zoo.state.tasks import Task, utc_now
 
 if TYPE_CHECKING:
-    from zoo.engine.loop import RunReport
+    from zoo.engine.runreport import RunReport
 
 
 def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) -> list[Task]:
     """Route the inbox, follow hand edits, and return every task queued for an agent."""
     due: dict[str, Task] = {}
-    folders = task_folders(zoo.home)
+    folders = tasks.task_folders(zoo.home)
     for folder in tasks.active_folders(zoo.home):
         paths = tasks.briefs(folder) if folder.name == INBOX else tasks.task_files(folder)
         for path in paths:
@@ -38,11 +38,6 @@ def collect_due(zoo: Zoo, report: RunReport, seen_broken: set[tuple[str, int]]) 
             if task is not None:
                 due.setdefault(task.id, task)
     return list(due.values())
-
-
-def task_folders(home: Home) -> list[Path]:
-    """Every folder a task file can be in."""
-    return tasks.task_folders(home)
 
 
 def due_at(

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo.engine.intake import collect_due, due_at, fire_schedules, task_folders
-from zoo.engine.loop import Loop, RunReport, Shift
+from zoo.engine.intake import collect_due, due_at, fire_schedules
+from zoo.engine.loop import Loop, Shift
+from zoo.engine.runreport import RunReport
 from zoo.engine.zoo import Zoo
 from zoo.errors import UserError
 from zoo.state import leases, tasks
@@ -156,7 +157,7 @@ class Live:
     def _due_among(self, paths: set[Path], loop: Loop) -> list[Task]:
         """The due tasks among the files that changed (those not being worked already)."""
         due = []
-        folders = task_folders(self.zoo.home)
+        folders = tasks.task_folders(self.zoo.home)
         for path in sorted(paths):
             match = tasks.TASK_NAME.match(path.name)
             if match and loop.busy(match.group(1)):

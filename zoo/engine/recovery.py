@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zoo.engine.intake import task_folders
 from zoo.engine.zoo import Zoo
 from zoo.errors import NotFound, TaskFileError
 from zoo.state import leases, tasks
@@ -19,7 +18,7 @@ from zoo.state.steplog import Leftover, StepLogs
 from zoo.state.tasks import Task
 
 if TYPE_CHECKING:
-    from zoo.engine.loop import RunReport
+    from zoo.engine.runreport import RunReport
 
 
 def recover(zoo: Zoo, report: RunReport) -> StepLogs:
@@ -46,7 +45,7 @@ def _sweep_step_logs(zoo: Zoo, logs: StepLogs) -> None:
     if not logs.left:
         return
     copies: dict[str, list[Task]] = {}
-    for folder in task_folders(zoo.home):
+    for folder in tasks.task_folders(zoo.home):
         for path in tasks.task_files(folder):
             match = tasks.TASK_NAME.match(path.name)
             if match and match.group(1) in logs.left:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from zoo.engine.intake import collect_due, fire_schedules
-from zoo.engine.loop import Loop, RunReport, Shift
+from zoo.engine.loop import Loop, Shift
+from zoo.engine.runreport import RunReport
 from zoo.engine.zoo import Zoo
 
 

@@ -18,7 +18,7 @@ from zoo.state.steplog import StepLog, StepLogs
 from zoo.state.tasks import Task, utc_now
 
 if TYPE_CHECKING:
-    from zoo.engine.loop import RunReport
+    from zoo.engine.runreport import RunReport
 
 
 def step(
