@@ -32,6 +32,7 @@ from zoo.errors import NotFound, UserError
 from zoo.state import leases, tasks
 from zoo.state.fs import atomic_move, atomic_write, create_exclusive
 from zoo.state.home import Home
+from zoo.state.locks import lock
 from zoo.state.tasks import Task, utc_now
 
 if TYPE_CHECKING:
@@ -146,10 +147,8 @@ def request(
 
 
 def _allocate(home: Home) -> str:
-    from filelock import FileLock
-
     counter = home.ensure_state() / "last-approval"
-    with FileLock(home.state / "ids.lock"):
+    with lock(home.state / "ids.lock"):
         try:
             last = int(counter.read_text(encoding="utf-8").strip())
         except (FileNotFoundError, ValueError):
@@ -310,9 +309,7 @@ def deny(zoo: Zoo, wanted: str, *, reason: str | None, by: str | None = None) ->
 @contextmanager
 def _deciding(home: Home) -> Iterator[None]:
     """One decision at a time: two `zoo approve` at once never both run an action."""
-    from filelock import FileLock
-
-    with FileLock(home.ensure_state() / "approvals.lock"):
+    with lock(home.state / "approvals.lock"):
         yield
 
 

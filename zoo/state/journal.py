@@ -5,8 +5,9 @@ the hash of its own content (everything but `hash`). Editing a line breaks its o
 hash; removing or reordering lines breaks the next line's `prev`. `verify` names the
 first line that does not check out.
 
-Appends hold an in-process lock and a file lock (so `zoo dispatch` and the runner can
-write at once), and every batch of events is one write and one fsync.
+Appends hold the journal's lock (`locks.py`: threads and processes alike, so `zoo
+dispatch` and the runner can write at once), and every batch of events is one write and
+one fsync, made after the lock is let go so that concurrent writers share it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from typing import Any
 from zoo.secrets import redact_all
 from zoo.state.fs import append_unsynced, fsync_dir, sync_and_close
 from zoo.state.home import Home
+from zoo.state.locks import lock
 
 GENESIS = "0" * 64
 _TAIL = 64 * 1024
@@ -43,9 +44,7 @@ class Journal:
 
     def __init__(self, home: Home) -> None:
         self.path = home.journal_path
-        self._lock = threading.Lock()
-        self._file_lock_path = home.state / "journal.lock"
-        self._file_lock: Any = None  # a filelock.FileLock, made on the first write
+        self._lock = lock(home.state / "journal.lock")
         self._known: tuple[int, str] | None = None  # (file size, hash of its last line)
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -59,7 +58,7 @@ class Journal:
         `durable=False` skips the fsync: the events survive a crash of this process (they
         are in the kernel's page cache) but not a power cut until the next durable write.
         """
-        with self._lock, self._locked():
+        with self._lock:
             prev, dropped = self._last_hash()
             written: list[dict[str, Any]] = []
             lines: list[str] = []
@@ -84,14 +83,6 @@ class Journal:
         if created:
             fsync_dir(self.path.parent)
         return written
-
-    def _locked(self) -> Any:
-        """The lock other processes writing the journal take too (made once: it is slow)."""
-        if self._file_lock is None:
-            from filelock import FileLock
-
-            self._file_lock = FileLock(self._file_lock_path, thread_local=False)
-        return self._file_lock
 
     def _last_hash(self) -> tuple[str, int]:
         """(hash of the last line, bytes of a torn last line dropped just now).

@@ -24,6 +24,7 @@ from zoo.errors import NotFound, TaskFileError
 from zoo.secrets import redact, redact_all
 from zoo.state.fs import TMP_SUFFIX, atomic_move, atomic_write, create_exclusive
 from zoo.state.home import DONE, ESCALATIONS, INBOX, Home
+from zoo.state.locks import lock
 
 STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
 FIELDS = (
@@ -377,10 +378,8 @@ def id_of(name: str) -> str | None:
 
 def _claim(home: Home, number: int) -> None:
     """Make sure the counter never hands out `number` again."""
-    from filelock import FileLock
-
-    state = home.ensure_state()
-    with FileLock(state / "ids.lock"):
+    state = home.state
+    with lock(state / "ids.lock"):
         if number > _last_id(home, state / "last-id"):
             atomic_write(state / "last-id", f"{number}\n")
 
@@ -525,11 +524,9 @@ def find(home: Home, task_id: str) -> Task:
 
 def allocate_id(home: Home) -> str:
     """The next free task id; unique even when several processes dispatch at once."""
-    from filelock import FileLock
-
-    state = home.ensure_state()
+    state = home.state
     counter = state / "last-id"
-    with FileLock(state / "ids.lock"):
+    with lock(state / "ids.lock"):
         last = _last_id(home, counter)
         atomic_write(counter, f"{last + 1}\n")
     return f"T-{last + 1:04d}"
