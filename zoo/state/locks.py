@@ -72,20 +72,16 @@ class FileLock:
         self.release()
 
     def _flock(self, blocking: bool) -> bool:
-        """flock the file; the caller holds the thread lock. A lock file removed or
-        replaced meanwhile (someone deleted `.zoo/`) is opened anew: a lock on a name
-        nobody else can open would exclude no one."""
+        """flock the file; the caller holds the thread lock. A lock file removed meanwhile
+        (someone deleted `.zoo/`) is opened anew: a lock on a file nobody else can open
+        any more would exclude no one."""
         while True:
             fd = self._descriptor()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
+            if os.fstat(fd).st_nlink > 0:  # still has its name (an fstat: no path lookup)
                 return True
             self._forget()
 

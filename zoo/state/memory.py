@@ -18,7 +18,7 @@ from pathlib import Path
 
 from zoo.secrets import redact
 from zoo.state.files import open_in_home
-from zoo.state.fs import sync_and_close, write_all
+from zoo.state.fs import sync_soon, write_all
 from zoo.state.home import Home
 from zoo.state.locks import lock as file_lock
 
@@ -69,7 +69,9 @@ def parse(text: str) -> list[Entry]:
 
 
 def append(root: Path, rel: str, entry: Entry, title: str, lock: Path) -> None:
-    """Append `entry` to `root/rel` durably under the file lock `lock`.
+    """Append `entry` to `root/rel` under the file lock `lock`, fsynced by a helper
+    thread: it is on disk before this thread's next durable write (a step's task file)
+    returns, or the process exits (`fs.sync_soon`).
 
     A new file starts with `# title`. The file is opened without following links, so a
     memory file that is a link out of the home is refused (`ConfinementError`).
@@ -86,7 +88,7 @@ def append(root: Path, rel: str, entry: Entry, title: str, lock: Path) -> None:
         except BaseException:
             os.close(fd)
             raise
-    sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
+    sync_soon(fd)  # outside the lock, and overlapped with the rest of the step
 
 
 @dataclass
