@@ -316,11 +316,11 @@ def test_the_routers_call_waits_for_the_budget_like_an_agents(tmp_path: Path) ->
 def test_spend_being_written_to_spend_json_still_counts(home: Home) -> None:
     """While flush waits for the file (another process is writing spend.json), the spend
     it took out of memory still counts, so no reservation is decided against less."""
-    from filelock import FileLock
+    from zoo.state.locks import lock
 
     ledger = Ledger(home)
     ledger.settle(ledger.reserve(Budget(daily_usd=1.0), "beaver", 0.5, 10), Usage(0, 10), 0.5)
-    other = FileLock(home.ensure_state() / "spend.lock")
+    other = lock(home.state / "spend.lock")
     with other:
         flusher = threading.Thread(target=ledger.flush)
         flusher.start()

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -148,7 +149,7 @@ def test_chain_stops_at_a_repeat(tmp_path: Path) -> None:
 def test_a_load_writes_the_cache(home: Home) -> None:
     load_roster(home)
     doc = json.loads((home.state / "roster.json").read_text(encoding="utf-8"))
-    assert len(doc["sha256"]) == 64
+    assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]{8}-[0-9a-f]{8}", doc["key"])
     assert doc["roster"]["name"] == "test"
 
 
@@ -212,7 +213,7 @@ def test_another_zoo_version_invalidates_the_cache(
 
 @pytest.mark.parametrize(
     "cache",
-    [b"", b"\xff not json", b"{", b'{"sha256": 1}', b"{}"],
+    [b"", b"\xff not json", b"{", b'{"key": 1}', b"{}"],
     ids=["empty", "binary", "truncated", "wrong-hash", "empty-object"],
 )
 def test_a_corrupt_cache_falls_back_to_validation(home: Home, cache: bytes) -> None:

@@ -32,6 +32,7 @@ from zoo.policy.registry import Registry, UnknownTool
 from zoo.state import leases, tasks
 from zoo.state.fs import atomic_move, atomic_write, create_exclusive
 from zoo.state.home import Home
+from zoo.state.locks import lock
 from zoo.state.tasks import Task, utc_now
 
 if TYPE_CHECKING:
@@ -306,9 +307,7 @@ def deny(zoo: Zoo, wanted: str, *, reason: str | None, by: str | None = None) ->
 @contextmanager
 def _deciding(home: Home) -> Iterator[None]:
     """One decision at a time: two `zoo approve` at once never both run an action."""
-    from filelock import FileLock
-
-    with FileLock(home.ensure_state() / "approvals.lock"):
+    with lock(home.state / "approvals.lock"):
         yield
 
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from zoo.engine.check import valid_cron
 from zoo.roster import Roster
 from zoo.state.fs import atomic_write
 from zoo.state.home import Home
@@ -335,6 +334,14 @@ def _done(state: _State, name: str, pending: dict[str, Any], *, recovered: bool)
     missed = pending.get("missed")
     return Fired(name, pending["task"], pending["agent"], slot,
                  missed if isinstance(missed, int) else None, recovered)  # fmt: skip
+
+
+def valid_cron(cron: str) -> bool:
+    """`zoo check`'s rule (engine/check.py), imported when used: `zoo status` reads the
+    next times from the state and need not load the checks."""
+    from zoo.engine.check import valid_cron as check
+
+    return check(cron)
 
 
 # --- when next ------------------------------------------------------------------------

@@ -4,18 +4,18 @@ The dataclasses below are the one declaration of zoo.yaml's shape. pydantic vali
 them (`extra="forbid"` through `__pydantic_config__`, so a typo is an error, never a
 silently dropped permission) whenever zoo.yaml changes; every number carries the range
 it allows (`Range`). The validated roster is then cached in `.zoo/roster.json` under a
-hash of zoo.yaml's bytes, zoo's version and the checks' code, so `zoo status` starts
+checksum of zoo.yaml's bytes, zoo's version and the checks' code, so `zoo status` starts
 without importing pydantic. `validate.py` does the validation and its messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import types
 import typing
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -311,21 +311,27 @@ zoo's version number did not (an editable install, a patched module)."""
 
 
 def _digest(raw: bytes) -> str:
-    """The cache key: zoo.yaml's bytes, zoo's version and the code of the checks."""
-    digest = hashlib.sha256(raw)
-    digest.update(b"\0" + __version__.encode())
+    """The cache key: zoo.yaml's bytes, zoo's version and the code of the checks.
+
+    Two checksums (CRC-32 and Adler-32) and the length, not a cryptographic hash: the
+    key tells an edited zoo.yaml from the cached one, and guards against nobody (whoever
+    can write `.zoo/roster.json` can compute any key). zlib is imported already by
+    `zoo status`'s own imports; hashlib would add ~3 ms to its start.
+    """
+    parts = [raw, __version__.encode()]
     for path in CHECKS:
         try:
-            digest.update(b"\0" + path.read_bytes())
+            parts.append(path.read_bytes())
         except OSError:
-            digest.update(b"\0?")  # no source (a bytecode-only install): the version decides
-    return digest.hexdigest()
+            parts.append(b"?")  # no source (a bytecode-only install): the version decides
+    data = b"\0".join(parts)
+    return f"{len(data):x}-{zlib.crc32(data):08x}-{zlib.adler32(data):08x}"
 
 
 def _read_cache(cache: Path, digest: str) -> Roster | None:
     try:
         doc = json.loads(cache.read_bytes())
-        if not isinstance(doc, dict) or doc.get("sha256") != digest:
+        if not isinstance(doc, dict) or doc.get("key") != digest:
             return None
         return typing.cast(Roster, _build(Roster, doc["roster"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -333,7 +339,7 @@ def _read_cache(cache: Path, digest: str) -> Roster | None:
 
 
 def _write_cache(cache: Path, digest: str, roster: Roster) -> None:
-    doc = {"sha256": digest, "roster": dataclasses.asdict(roster)}
+    doc = {"key": digest, "roster": dataclasses.asdict(roster)}
     try:
         cache.parent.mkdir(exist_ok=True)
         atomic_write(cache, json.dumps(doc), durable=False)

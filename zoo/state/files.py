@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,7 +143,7 @@ def write_file(root: Path, where: Place, data: bytes) -> None:
         except FileNotFoundError:
             pass
         _sweep_dead_tmp(folder)
-        tmp = f".{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
+        tmp = f".{os.urandom(4).hex()}.{os.getpid()}{TMP_SUFFIX}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o644, dir_fd=folder)
         try:

@@ -5,8 +5,9 @@ the hash of its own content (everything but `hash`). Editing a line breaks its o
 hash; removing or reordering lines breaks the next line's `prev`. `verify` names the
 first line that does not check out.
 
-Appends hold an in-process lock and a file lock (so `zoo dispatch` and the runner can
-write at once), and every batch of events is one write and one fsync.
+Appends hold the journal's lock (`locks.py`: threads and processes alike, so `zoo
+dispatch` and the runner can write at once), and every batch of events is one write and
+one fsync, made after the lock is let go so that concurrent writers share it.
 """
 
 from __future__ import annotations
@@ -14,23 +15,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
+import time
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from zoo.secrets import redact_all
-from zoo.state.fs import append_unsynced, fsync_dir, sync_and_close
+from zoo.state.fs import fsync_dir, wait_synced, write_all
 from zoo.state.home import Home
+from zoo.state.locks import lock
 
 GENESIS = "0" * 64
 _TAIL = 64 * 1024
 
 
+_second: tuple[int, str] = (-1, "")
+"""The last whole second `now_iso` formatted (formatting a datetime cost more than the rest)."""
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC now to the microsecond, `2026-01-05T10:00:00.123456Z`."""
+    global _second
+    sec, ns = divmod(time.time_ns(), 1_000_000_000)
+    cached = _second
+    if sec != cached[0]:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{cached[1]}.{ns // 1000:06d}Z"
 
 
 def _digest(event: dict[str, Any]) -> str:
@@ -39,14 +51,22 @@ def _digest(event: dict[str, Any]) -> str:
 
 
 class Journal:
-    """Appends events to one home's journal; safe across threads and processes."""
+    """Appends events to one home's journal; safe across threads and processes.
+
+    The journal is kept open between writes (a file opened per write cost more than the
+    write); it is opened anew if the file is replaced or removed meanwhile.
+    """
 
     def __init__(self, home: Home) -> None:
         self.path = home.journal_path
-        self._lock = threading.Lock()
-        self._file_lock_path = home.state / "journal.lock"
-        self._file_lock: Any = None  # a filelock.FileLock, made on the first write
+        self._lock = lock(home.state / "journal.lock")
         self._known: tuple[int, str] | None = None  # (file size, hash of its last line)
+        self._fd: int | None = None
+        self._ino = 0
+        self._fds: list[int] = []
+        """Every descriptor this journal opened, closed when it is collected: one left
+        for a replaced file may still be in an fsync of another thread."""
+        weakref.finalize(self, _close_all, self._fds)
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         return self.write_many([(kind, fields)])[-1]
@@ -59,14 +79,16 @@ class Journal:
         `durable=False` skips the fsync: the events survive a crash of this process (they
         are in the kernel's page cache) but not a power cut until the next durable write.
         """
-        with self._lock, self._locked():
-            prev, dropped = self._last_hash()
+        with self._lock:
+            fd, size, created = self._open()
+            prev, dropped = self._last_hash(size)
             written: list[dict[str, Any]] = []
             lines: list[str] = []
             if dropped:
                 events = [("journal.repaired", {"dropped_bytes": dropped}), *events]
+            now = now_iso()
             for kind, fields in events:
-                event = {"ts": now_iso(), "event": kind}
+                event = {"ts": now, "event": kind}
                 event.update({k: redact_all(v) for k, v in fields.items() if v is not None})
                 event["prev"] = prev
                 event["hash"] = prev = _digest(event)
@@ -74,39 +96,43 @@ class Journal:
                 lines.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
             if not lines:
                 return written
-            created = not self.path.exists()
-            fd, size = append_unsynced(self.path, "\n".join(lines) + "\n")
-            self._known = (size, prev)
+            data = ("\n".join(lines) + "\n").encode()
+            write_all(fd, data)
+            self._known = (size - dropped + len(data), prev)
         if durable:
-            sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
-        else:
-            os.close(fd)
+            os.fsync(fd)  # outside the lock: concurrent writers share fsyncs
+            wait_synced()
         if created:
             fsync_dir(self.path.parent)
         return written
 
-    def _locked(self) -> Any:
-        """The lock other processes writing the journal take too (made once: it is slow)."""
-        if self._file_lock is None:
-            from filelock import FileLock
+    def _open(self) -> tuple[int, int, bool]:
+        """(descriptor, size of the file, whether it was created just now)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            st = None
+        if self._fd is not None and st is not None and st.st_ino == self._ino:
+            return self._fd, st.st_size, False
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o644)
+        self._fds.append(fd)
+        opened = os.fstat(fd)
+        self._fd, self._ino, self._known = fd, opened.st_ino, None
+        return fd, opened.st_size, st is None
 
-            self._file_lock = FileLock(self._file_lock_path, thread_local=False)
-        return self._file_lock
-
-    def _last_hash(self) -> tuple[str, int]:
+    def _last_hash(self, size: int) -> tuple[str, int]:
         """(hash of the last line, bytes of a torn last line dropped just now).
 
         A writer killed in the middle of its `write` can leave half a line at the end.
         That event never finished; it is cut off, so that the chain goes on verifying,
         and the next batch starts with a `journal.repaired` event saying so.
         """
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return GENESIS, 0
         if self._known is not None and self._known[0] == size:
             return self._known[1], 0
+        if size == 0:
+            return GENESIS, 0
         dropped = _cut_torn_tail(self.path, size)
         last = _last_line(self.path, size - dropped)
         if last is None:
@@ -115,6 +141,14 @@ class Journal:
             return str(json.loads(last)["hash"]), dropped
         except (ValueError, KeyError, TypeError):
             return hashlib.sha256(last).hexdigest(), dropped  # a damaged line still chains on
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _cut_torn_tail(path: Path, size: int) -> int:
@@ -198,8 +232,6 @@ def verify(path: Path) -> tuple[int, BadLine | None]:
 
 def follow(path: Path, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:
     """New events as they are appended (for `zoo log -f`); runs until interrupted."""
-    import time
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(exist_ok=True)
     with path.open("rb") as f:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ class RunnerLeases:
         self._tasks: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._size = 0
-        self._head = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        self._head = {"pid": os.getpid(), "host": _host(), "started": _now()}
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._write()
         self._stop = threading.Event()
@@ -95,7 +94,7 @@ def hold(home: Home, task_id: str, agent: str, since: str) -> Iterator[None]:
     folder = _folder(home)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{task_id}.json"
-    doc = {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": _now(),
+    doc = {"pid": os.getpid(), "host": _host(), "heartbeat": _now(),
            "tasks": {task_id: {"agent": agent, "since": since}}}  # fmt: skip
     atomic_write(path, json.dumps(doc), durable=False)
     try:
@@ -148,7 +147,7 @@ def reclaim(home: Home) -> dict[int, list[str]]:
 
 
 def _stale(doc: dict[str, Any]) -> bool:
-    if doc.get("host", socket.gethostname()) != socket.gethostname():
+    if doc.get("host", _host()) != _host():
         beat = doc.get("heartbeat")
         return not isinstance(beat, float | int) or time.time() - beat > STALE_S
     if not pid_alive(doc["pid"]):
@@ -156,6 +155,11 @@ def _stale(doc: dict[str, Any]) -> bool:
     beat = doc.get("heartbeat")
     runner = doc.get("started") is not None  # only runners keep beating
     return runner and isinstance(beat, float | int) and time.time() - beat > STALE_S
+
+
+def _host() -> str:
+    """This machine's name (what `socket.gethostname` says, without importing socket)."""
+    return os.uname().nodename
 
 
 def _now() -> float:

@@ -1,9 +1,10 @@
 """Memory: the central MEMORY.md every agent reads, and each agent's own notes.
 
 An entry is a `## <time> · <agent> · <task>` heading and the note below it, appended
-in one durable write under a lock, so two writers never interleave and a crash never
-leaves half an entry. Agents read the part of MEMORY.md that bears on their task.
-Memory files are opened without following links: they load only from inside the home.
+in one durable write under the file's lock (threads and processes alike), so two
+writers never interleave and a crash never leaves half an entry. Agents read the part
+of MEMORY.md that bears on their task. Memory files are opened without following
+links: they load only from inside the home.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from zoo.secrets import redact
 from zoo.state.files import open_in_home
-from zoo.state.fs import sync_and_close, write_all
+from zoo.state.fs import sync_soon, write_all
 from zoo.state.home import Home
+from zoo.state.locks import lock as file_lock
 
 HEADING = re.compile(r"^## (\S+) · ([\w-]+) · (\S+)(?: · step (\d+))?[ \t]*$", re.MULTILINE)
 _WORD = re.compile(r"[a-z0-9]{3,}")
@@ -27,8 +29,6 @@ _STOP = frozenset(
     "into out about what when who how its it's will would should could them they their there "
     "then than also just more most some such only one two".split()
 )
-_locks: dict[Path, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -68,20 +68,15 @@ def parse(text: str) -> list[Entry]:
     return entries
 
 
-def _lock_for(path: Path) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(path, threading.Lock())
-
-
 def append(root: Path, rel: str, entry: Entry, title: str, lock: Path) -> None:
-    """Append `entry` to `root/rel` durably under the file lock `lock`.
+    """Append `entry` to `root/rel` under the file lock `lock`, fsynced by a helper
+    thread: it is on disk before this thread's next durable write (a step's task file)
+    returns, or the process exits (`fs.sync_soon`).
 
     A new file starts with `# title`. The file is opened without following links, so a
     memory file that is a link out of the home is refused (`ConfinementError`).
     """
-    from filelock import FileLock
-
-    with _lock_for(root / rel), FileLock(lock):
+    with file_lock(lock):
         fd = open_in_home(root, rel, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
@@ -93,7 +88,7 @@ def append(root: Path, rel: str, entry: Entry, title: str, lock: Path) -> None:
         except BaseException:
             os.close(fd)
             raise
-    sync_and_close(fd)  # outside the locks: concurrent writers share fsyncs
+    sync_soon(fd)  # outside the lock, and overlapped with the rest of the step
 
 
 @dataclass
@@ -132,7 +127,7 @@ class Memory:
             return path
         title = "MEMORY" if shared else f"{entry.agent} · memory"
         rel = self.home.relative(path)
-        append(self.home.root, rel, entry, title, self.home.ensure_state() / f"{path.name}.lock")
+        append(self.home.root, rel, entry, title, self.home.state / f"{path.name}.lock")
         return path
 
     def entries(self, path: Path) -> list[Entry]:

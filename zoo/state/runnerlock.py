@@ -13,6 +13,7 @@ from typing import Any
 
 from zoo.state.fs import atomic_write, pid_alive
 from zoo.state.home import Home
+from zoo.state.locks import lock
 from zoo.state.tasks import utc_now
 
 __all__ = ["RunnerBusy", "runner_lock", "runner_up"]
@@ -29,21 +30,17 @@ def runner_lock(home: Home, mode: str = "once") -> Iterator[None]:
     `.zoo/runner.pid` says who holds it (`zoo status` shows it): the pid on its first
     line, then when it started and how (`once` or `live`).
     """
-    from filelock import FileLock, Timeout
-
     state = home.ensure_state()
-    lock = FileLock(state / "runner.lock", timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunnerBusy(_holder(home)) from None
+    held = lock(state / "runner.lock")
+    if not held.acquire(blocking=False):
+        raise RunnerBusy(_holder(home))
     try:
         atomic_write(state / "runner.pid", f"{os.getpid()}\n{utc_now()}\n{mode}\n",
                      durable=False)  # fmt: skip
         yield
     finally:
         (state / "runner.pid").unlink(missing_ok=True)
-        lock.release()
+        held.release()
 
 
 def runner_up(home: Home) -> dict[str, Any] | None:

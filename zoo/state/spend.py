@@ -31,6 +31,7 @@ from zoo.errors import BudgetExceeded
 from zoo.models.base import Reply, Request, Usage, estimate_tokens
 from zoo.state.fs import atomic_write
 from zoo.state.home import Home
+from zoo.state.locks import lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -206,17 +207,14 @@ class Ledger:
     def flush(self) -> None:
         """Add what is not flushed yet to spend.json. It counts in today's spend all along:
         a reservation decided meanwhile sees it."""
-        from filelock import FileLock
-
         with self._lock:
             batch, self._pending = self._pending, {}
             if batch:
                 self._flushing.append(batch)
         if not batch:
             return
-        state = self.home.ensure_state()
-        path = state / "spend.json"
-        with FileLock(state / "spend.lock"):
+        path = self.home.state / "spend.json"
+        with lock(self.home.state / "spend.lock"):
             doc = _read(self.home)
             for (day, agent), (tokens_in, tokens_out, usd) in batch.items():
                 today = doc.setdefault(day, {"input_tokens": 0, "output_tokens": 0, "usd": 0.0})

@@ -9,6 +9,7 @@ by hand: change `agent:` or move it to another folder, and the runner follows.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import unicodedata
@@ -24,6 +25,7 @@ from zoo.errors import NotFound, TaskFileError
 from zoo.secrets import redact, redact_all
 from zoo.state.fs import TMP_SUFFIX, atomic_move, atomic_write, create_exclusive
 from zoo.state.home import DONE, ESCALATIONS, INBOX, Home
+from zoo.state.locks import lock
 
 STATUSES = ("queued", "working", "waiting-approval", "done", "escalated")
 FIELDS = (
@@ -156,18 +158,44 @@ def _clean(value: Any) -> Any:
 
 
 def _dump_front(meta: dict[str, Any]) -> str:
-    """Block style at the top, flow style for nested values (`route: {by: rules, ...}`)."""
-    parts: list[str] = []
-    scalars: dict[str, Any] = {}
-    for key, value in meta.items():
-        if isinstance(value, dict | list):
-            parts.append(_dump(scalars, flow=False) if scalars else "")
-            scalars = {}
-            parts.append(_dump({key: value}, flow=None))
-        else:
-            scalars[key] = value
-    parts.append(_dump(scalars, flow=False) if scalars else "")
-    return "".join(parts)
+    """Block style at the top, flow style for nested values (`route: {by: rules, ...}`).
+
+    Each key is dumped on its own (a block mapping's entries do not depend on each
+    other), and what a key and value dump to is remembered: most of a task's front
+    matter is the same from save to save, and YAML's emitter is slow."""
+    return "".join(_entry(key, value) for key, value in meta.items())
+
+
+_NESTED: dict[tuple[str, str], str] = {}
+"""What nested values dumped to, by key and the value's repr."""
+
+
+def _entry(key: str, value: Any) -> str:
+    if not _plain_data(value):
+        return _dump({key: value}, flow=None)
+    if isinstance(value, dict | list):
+        shown = (key, repr(value))  # a repr tells 1 from True and "1"
+        found = _NESTED.get(shown)
+        if found is None:
+            if len(_NESTED) >= 1024:
+                _NESTED.clear()
+            found = _NESTED[shown] = _dump({key: value}, flow=None)
+        return found
+    return _scalar_entry(key, value)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _scalar_entry(key: str, value: str | int | float | bool | None) -> str:
+    return _dump({key: value}, flow=False)
+
+
+def _plain_data(value: Any) -> bool:
+    """Only str, int, float, bool and None inside: what a repr tells apart exactly."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_data(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_data(v) for v in value)
+    return value is None or isinstance(value, str | int | float)
 
 
 def _dump(data: dict[str, Any], flow: bool | None) -> str:
@@ -394,12 +422,11 @@ def save(task: Task, folder: Path | None = None) -> HandEdit | None:
     target = task.path if folder is None else folder / task.path.name
     task.meta["updated"] = utc_now()
     if target != task.path:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_move(task.path, target, task.render())
+        st = atomic_move(task.path, target, task.render())
         task.path = target
     else:
-        atomic_write(target, task.render())
-    _snapshot(task, os.stat(target))
+        st = atomic_write(target, task.render())
+    _snapshot(task, st)
     return edit
 
 
@@ -413,12 +440,16 @@ def keep_hand_edit(task: Task) -> HandEdit | None:
     base = task.base
     if base is None:
         return None
-    path, moved_from = _current_path(task)
-    if path is None:
+    path: Path | None = task.path
+    moved_from: str | None = None
+    try:
+        unchanged = _signature(os.stat(task.path)) == base.signature
+    except FileNotFoundError:  # moved by a person?
+        unchanged = False
+        path, moved_from = _current_path(task)
+    if unchanged or path is None:
         return None
     try:
-        if _signature(os.stat(path)) == base.signature and moved_from is None:
-            return None
         now = read(path)
     except NotFound:
         return None
@@ -539,11 +570,9 @@ def count_on(
     before it is returned, so no two callers (threads or processes) get the same one. With
     `claim`, the counter only moves up to `claim` (never down): it never hands that number
     out. A lost or unreadable counter goes on from `in_use()`, the highest number in use."""
-    from filelock import FileLock
-
     state = home.ensure_state()
     path = state / counter
-    with FileLock(state / "ids.lock"):
+    with lock(state / "ids.lock"):
         try:
             last = int(path.read_text(encoding="utf-8").strip())
         except (FileNotFoundError, ValueError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zoo.state.fs import append_durable, atomic_write
 from zoo.state.home import Home
+from zoo.state.locks import lock
 
 WRITTEN = "written.jsonl"
 """`.zoo/written.jsonl`: the files agents wrote that no commit holds yet, a JSON string
@@ -25,10 +26,8 @@ _WRITTEN_LOCK = "written.lock"
 def record(home: Home, path: str) -> None:
     """An agent wrote `path` (relative to the home) through a tool: the next commit holds
     it. Durable, and safe from any thread or process (`zoo approve` records too)."""
-    from filelock import FileLock
-
-    state = home.ensure_state()
-    with FileLock(state / _WRITTEN_LOCK):
+    state = home.state
+    with lock(state / _WRITTEN_LOCK):
         if path not in _read_paths(state / WRITTEN):
             append_durable(state / WRITTEN, json.dumps(path) + "\n")
 
@@ -52,10 +51,8 @@ def _read_paths(file: Path) -> set[str]:
 def take(home: Home) -> set[str]:
     """Every file agents wrote that no commit holds yet. What is recorded from now on goes
     to a fresh `written.jsonl`, so `release` after the commit loses none of it."""
-    from filelock import FileLock
-
-    state = home.ensure_state()
-    with FileLock(state / _WRITTEN_LOCK):
+    state = home.state
+    with lock(state / _WRITTEN_LOCK):
         fresh = _read_paths(state / WRITTEN)
         taken = _read_paths(state / TAKEN)
         if fresh:
